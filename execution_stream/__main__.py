@@ -1,0 +1,3 @@
+from execution_stream.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""Every setting an operator may change, read from `EXECUTION_STREAM_*` environment variables.
+
+Nothing here reads the environment at import time: call `Settings()` where the process starts.
+The AWS region and credentials are not ours: botocore reads the usual AWS variables.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECUTION_STREAM_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_connect_timeout_seconds: float = Field(default=20.0, gt=0)
+    consumer_group: str = "execution-stream"
+
+    topic_trigger_execution: str = "trigger-execution"
+    topic_assets: str = "assets"
+    topic_allocate_runner_resource: str = "allocate-runner-resource"
+    topic_enrich_and_dispatch: str = "enrich-and-dispatch"
+    topic_runner_jobs: str = "runner-jobs"
+    topic_execution_status: str = "execution-status"
+    topic_execution_events: str = "execution-events"
+    topic_execution_dlq: str = "execution-dlq"
+    topic_tenant_limits: str = "tenant-limits"
+
+    dynamodb_endpoint_url: str | None = None
+    dynamodb_table: str = "Executions"
+    dynamodb_max_attempts: int = Field(default=8, ge=1)
+    dynamodb_max_pool_connections: int = Field(default=32, ge=1)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: SecretStr | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_tenant_claim: str = "tenant_id"
+    cursor_secret: SecretStr | None = None
+
+    default_concurrency_limit: int = Field(default=10, ge=1)
+    job_timeout_seconds: int = Field(default=3600, ge=1)
+    asset_wait_seconds: float = Field(default=300.0, ge=0)
+
+    github_api_url: str = "https://api.github.com"
+    github_app_id: str | None = None
+    github_app_private_key: SecretStr | None = None
+
+    log_level: str = "INFO"
+
+    def topic_names(self) -> list[str]:
+        return [
+            self.topic_trigger_execution,
+            self.topic_assets,
+            self.topic_allocate_runner_resource,
+            self.topic_enrich_and_dispatch,
+            self.topic_runner_jobs,
+            self.topic_execution_status,
+            self.topic_execution_events,
+            self.topic_execution_dlq,
+            self.topic_tenant_limits,
+        ]
+
+    def compacted_topics(self) -> frozenset[str]:
+        return frozenset({self.topic_assets, self.topic_tenant_limits})

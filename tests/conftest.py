@@ -1,0 +1,64 @@
+"""One Kafka broker and one DynamoDB endpoint for the whole test session.
+
+They are the ones the environment names (EXECUTION_STREAM_KAFKA_BOOTSTRAP_SERVERS and
+EXECUTION_STREAM_DYNAMODB_ENDPOINT_URL), containers where a Docker engine answers, or processes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from execution_stream.dev import LOCAL_AWS_DEFAULTS
+from execution_stream.localstack.stack import LocalStack, local_stack
+from execution_stream.settings import Settings
+
+STACK_TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    for name, value in LOCAL_AWS_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    started = time.monotonic()
+    with local_stack(Settings(), tmp_path_factory.mktemp("stack")) as running:
+        STACK_TIMINGS["start_seconds"] = time.monotonic() - started
+        yield running
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack: LocalStack) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=stack.endpoints.kafka_bootstrap_servers,
+        dynamodb_endpoint_url=stack.endpoints.dynamodb_endpoint_url,
+    )
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def isolated_settings(stack_settings: Settings, unique: str) -> Settings:
+    """Settings whose table and topic names belong to this test alone."""
+    names = {
+        f: f"{getattr(stack_settings, f)}-{unique}"
+        for f in Settings.model_fields
+        if f.startswith("topic_")
+    }
+    return stack_settings.model_copy(update={**names, "dynamodb_table": f"Executions-{unique}"})
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if "start_seconds" in STACK_TIMINGS:
+        terminalreporter.write_line(f"local stack started in {STACK_TIMINGS['start_seconds']:.1f}s")
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
