@@ -1,0 +1,31 @@
+"""The pure domain of the Execution service: records, lifecycle, identity and the key scheme."""
+
+from execution_stream.domain.executions import (
+    AssetMismatchError,
+    TransitionNotAllowedError,
+    apply_status,
+    build_execution,
+)
+from execution_stream.domain.models import (
+    Asset,
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    ExecutionStatusUpdate,
+    Step,
+    TriggerEvent,
+)
+
+__all__ = [
+    "Asset",
+    "AssetMismatchError",
+    "Execution",
+    "ExecutionEvent",
+    "ExecutionStatus",
+    "ExecutionStatusUpdate",
+    "Step",
+    "TransitionNotAllowedError",
+    "TriggerEvent",
+    "apply_status",
+    "build_execution",
+]

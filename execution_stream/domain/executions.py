@@ -1,0 +1,80 @@
+"""Building an execution from a trigger and moving it through its lifecycle."""
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from execution_stream.domain.identity import execution_id_for
+from execution_stream.domain.lifecycle import is_transition_allowed
+from execution_stream.domain.models import (
+    STATUS_TIME_FIELD,
+    Asset,
+    Execution,
+    ExecutionStatus,
+    TriggerEvent,
+)
+from execution_stream.domain.timestamps import epoch_seconds, format_timestamp
+
+
+class AssetMismatchError(ValueError):
+    """The asset looked up for a trigger belongs to another tenant or is another asset."""
+
+
+class TransitionNotAllowedError(ValueError):
+    def __init__(self, current: ExecutionStatus, requested: ExecutionStatus) -> None:
+        super().__init__(f"transition {current.value} -> {requested.value} is not allowed")
+        self.current = current
+        self.requested = requested
+
+
+def build_execution(event: TriggerEvent, asset: Asset, now: datetime) -> Execution:
+    """A new pending execution of the event's job on `asset`, created at `now`."""
+    if asset.tenant_id != event.tenant_id or asset.asset_id != event.asset_id:
+        raise AssetMismatchError(
+            f"asset {asset.asset_id!r} of tenant {asset.tenant_id!r} does not match "
+            f"the trigger's asset {event.asset_id!r} of tenant {event.tenant_id!r}"
+        )
+    first_step = event.steps[0]
+    return Execution(
+        tenant_id=event.tenant_id,
+        jit_event_id=event.jit_event_id,
+        execution_id=execution_id_for(event),
+        jit_event_name=event.jit_event_name,
+        asset_id=event.asset_id,
+        asset_name=asset.asset_name,
+        asset_type=asset.asset_type,
+        vendor=asset.vendor,
+        plan_slug=event.plan_slug,
+        plan_item_slug=event.plan_item_slug,
+        workflow_slug=event.workflow_slug,
+        job_name=event.job_name,
+        job_runner=event.job_runner,
+        steps=[step.model_copy(deep=True) for step in event.steps],
+        additional_attributes=copy.deepcopy(event.additional_attributes),
+        control_name=first_step.name,
+        control_image=first_step.uses,
+        status=ExecutionStatus.PENDING,
+        created_at=format_timestamp(now),
+        created_at_ts=epoch_seconds(now),
+    )
+
+
+def apply_status(
+    execution: Execution,
+    status: ExecutionStatus,
+    at: datetime,
+    has_findings: bool = False,
+    error: str | None = None,
+) -> Execution:
+    """A copy of `execution` moved to `status` at `at`; raises if the lifecycle forbids it."""
+    if not is_transition_allowed(execution.status, status):
+        raise TransitionNotAllowedError(execution.status, status)
+    time_field = STATUS_TIME_FIELD[status]
+    changes: dict[str, Any] = {
+        "status": status,
+        "has_findings": has_findings,
+        "error": error,
+        time_field: format_timestamp(at),
+        f"{time_field}_ts": epoch_seconds(at),
+    }
+    return execution.model_copy(update=changes)

@@ -1,0 +1,160 @@
+import pytest
+
+from execution_stream.domain.keys import (
+    GSI_KEY_ATTRIBUTES,
+    PK,
+    SK,
+    IndexName,
+    IndexQuery,
+    KeyFormatError,
+    gsi1_pk,
+    gsi2_pk,
+    gsi3_pk,
+    gsi4_pk,
+    index_for_filter,
+    parse_gsi1_pk,
+    parse_gsi2_pk,
+    parse_gsi3_pk,
+    parse_gsi4_pk,
+    parse_partition_key,
+    parse_sort_key,
+    partition_key,
+    sort_key,
+)
+from execution_stream.domain.models import ExecutionStatus
+
+TENANT = "92c4b3cc-ebdb-4662-8dbd-765a2e3b3af4"
+EVENT = "00a354e2-d393-4694-bc54-dde7554dfced"
+RUN = "490de6d6113c4deba97856c5b0cbf17c"
+ITEM = "item-code-vulnerability"
+DONE = ExecutionStatus.COMPLETED
+
+
+def test_builders_match_the_seed() -> None:
+    assert partition_key(TENANT) == f"TENANT#{TENANT}"
+    assert sort_key(EVENT, RUN) == f"JIT_EVENT#{EVENT}#RUN#{RUN}"
+    assert gsi1_pk(TENANT) == f"TENANT#{TENANT}"
+    assert gsi2_pk(TENANT, DONE) == f"TENANT#{TENANT}#STATUS#completed"
+    assert gsi3_pk(TENANT, ITEM) == f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}"
+    assert gsi4_pk(TENANT, ITEM, DONE) == f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}#STATUS#completed"
+
+
+@pytest.mark.parametrize("status", list(ExecutionStatus))
+def test_round_trips(status: ExecutionStatus) -> None:
+    assert parse_partition_key(partition_key(TENANT)) == TENANT
+    assert parse_gsi1_pk(gsi1_pk(TENANT)) == TENANT
+    assert parse_sort_key(sort_key(EVENT, RUN)) == (EVENT, RUN)
+    assert parse_gsi2_pk(gsi2_pk(TENANT, status)) == (TENANT, status)
+    assert parse_gsi3_pk(gsi3_pk(TENANT, ITEM)) == (TENANT, ITEM)
+    assert parse_gsi4_pk(gsi4_pk(TENANT, ITEM, status)) == (TENANT, ITEM, status)
+
+
+@pytest.mark.parametrize("bad", ["a#b", "#", ""])
+def test_builders_refuse_hash_and_empty(bad: str) -> None:
+    with pytest.raises(KeyFormatError):
+        partition_key(bad)
+    with pytest.raises(KeyFormatError):
+        sort_key(bad, RUN)
+    with pytest.raises(KeyFormatError):
+        sort_key(EVENT, bad)
+    with pytest.raises(KeyFormatError):
+        gsi2_pk(bad, DONE)
+    with pytest.raises(KeyFormatError):
+        gsi3_pk(TENANT, bad)
+    with pytest.raises(KeyFormatError):
+        gsi4_pk(TENANT, bad, DONE)
+
+
+@pytest.mark.parametrize("pk", ["", "TENANT", "TENANT#", "TENANT#a#b", "tenant#a", "USER#a"])
+def test_malformed_partition_keys(pk: str) -> None:
+    with pytest.raises(KeyFormatError):
+        parse_partition_key(pk)
+
+
+@pytest.mark.parametrize(
+    "sk",
+    [
+        "",
+        f"JIT_EVENT#{EVENT}",
+        f"JIT_EVENT#{EVENT}#RUN#",
+        f"JIT_EVENT##RUN#{RUN}",
+        f"JIT_EVENT_ID#{EVENT}#EXECUTION#{RUN}",
+        f"JIT_EVENT#{EVENT}#RUN#{RUN}#extra",
+    ],
+)
+def test_malformed_sort_keys(sk: str) -> None:
+    with pytest.raises(KeyFormatError):
+        parse_sort_key(sk)
+
+
+@pytest.mark.parametrize(
+    "pk",
+    [
+        f"TENANT#{TENANT}#STATUS#finished",
+        f"TENANT#{TENANT}#STATUS#",
+        f"TENANT#{TENANT}#STATE#failed",
+    ],
+)
+def test_malformed_gsi2_keys(pk: str) -> None:
+    with pytest.raises(KeyFormatError):
+        parse_gsi2_pk(pk)
+
+
+@pytest.mark.parametrize(
+    "pk", [f"TENANT#{TENANT}#PLAN_ITEM#", f"TENANT#{TENANT}#PLAN#{ITEM}", f"TENANT#{TENANT}"]
+)
+def test_malformed_gsi3_keys(pk: str) -> None:
+    with pytest.raises(KeyFormatError):
+        parse_gsi3_pk(pk)
+
+
+@pytest.mark.parametrize(
+    "pk",
+    [
+        f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}#STATUS#bogus",
+        f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}STATUS#completed",
+        f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}",
+        f"TENANT#{TENANT}#STATUS#completed#PLAN_ITEM#{ITEM}",
+    ],
+)
+def test_malformed_gsi4_keys(pk: str) -> None:
+    with pytest.raises(KeyFormatError):
+        parse_gsi4_pk(pk)
+
+
+@pytest.mark.parametrize(
+    ("status", "plan_item", "expected"),
+    [
+        (None, None, IndexQuery(IndexName.GSI1, "GSI1PK", f"TENANT#{TENANT}")),
+        (DONE, None, IndexQuery(IndexName.GSI2, "GSI2PK", f"TENANT#{TENANT}#STATUS#completed")),
+        (None, ITEM, IndexQuery(IndexName.GSI3, "GSI3PK", f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}")),
+        (
+            DONE,
+            ITEM,
+            IndexQuery(
+                IndexName.GSI4, "GSI4PK", f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}#STATUS#completed"
+            ),
+        ),
+    ],
+)
+def test_index_for_filter(
+    status: ExecutionStatus | None, plan_item: str | None, expected: IndexQuery
+) -> None:
+    query = index_for_filter(TENANT, status, plan_item)
+    assert query == expected
+    assert query.sort_key_name == f"{expected.index.value}SK"
+
+
+def test_index_for_filter_refuses_hash_in_plan_item() -> None:
+    with pytest.raises(KeyFormatError):
+        index_for_filter(TENANT, None, "a#b")
+
+
+def test_attribute_names() -> None:
+    assert (PK, SK) == ("PK", "SK")
+    assert GSI_KEY_ATTRIBUTES == (
+        (IndexName.GSI1, "GSI1PK", "GSI1SK"),
+        (IndexName.GSI2, "GSI2PK", "GSI2SK"),
+        (IndexName.GSI3, "GSI3PK", "GSI3SK"),
+        (IndexName.GSI4, "GSI4PK", "GSI4SK"),
+    )
