@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     dynamodb_table: str = "Executions"
     dynamodb_max_attempts: int = Field(default=8, ge=1)
     dynamodb_max_pool_connections: int = Field(default=32, ge=1)
+    dynamodb_write_concurrency: int = Field(default=16, ge=1)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -48,9 +48,7 @@ def unique() -> str:
 def isolated_settings(stack_settings: Settings, unique: str) -> Settings:
     """Settings whose table and topic names belong to this test alone."""
     names = {
-        f: f"{getattr(stack_settings, f)}-{unique}"
-        for f in Settings.model_fields
-        if f.startswith("topic_")
+        f: f"{getattr(stack_settings, f)}-{unique}" for f in Settings.model_fields if f.startswith("topic_")
     }
     return stack_settings.model_copy(update={**names, "dynamodb_table": f"Executions-{unique}"})
 

@@ -30,9 +30,7 @@ class TableCreated:
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
-    attributes = {keys.PK, keys.SK} | {
-        name for _, pk, sk in keys.GSI_KEY_ATTRIBUTES for name in (pk, sk)
-    }
+    attributes = {keys.PK, keys.SK} | {name for _, pk, sk in keys.GSI_KEY_ATTRIBUTES for name in (pk, sk)}
     return {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
@@ -59,9 +57,7 @@ def _key_schema(partition: str, sort: str) -> list[dict[str, str]]:
 
 
 def blocking_client(settings: Settings) -> DynamoDBClient:
-    config = Config(
-        connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}
-    )
+    config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
     return boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=config)
 
 
@@ -86,12 +82,9 @@ def create_table(settings: Settings) -> TableCreated:
 
 
 def _check_matches(description: Any, definition: dict[str, Any]) -> None:
-    wanted = {
-        index["IndexName"]: index["KeySchema"] for index in definition["GlobalSecondaryIndexes"]
-    }
+    wanted = {index["IndexName"]: index["KeySchema"] for index in definition["GlobalSecondaryIndexes"]}
     found = {
-        index["IndexName"]: index["KeySchema"]
-        for index in description.get("GlobalSecondaryIndexes", [])
+        index["IndexName"]: index["KeySchema"] for index in description.get("GlobalSecondaryIndexes", [])
     }
     if description["KeySchema"] != definition["KeySchema"] or any(
         found.get(n) != s for n, s in wanted.items()

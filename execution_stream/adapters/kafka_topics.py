@@ -47,9 +47,7 @@ async def create_topics(settings: Settings) -> TopicsCreated:
         if missing:
             await admin.create_topics(missing)
     except (KafkaError, OSError, TimeoutError) as error:
-        raise KafkaUnreachableError(
-            settings.kafka_bootstrap_servers, error or "timed out"
-        ) from error
+        raise KafkaUnreachableError(settings.kafka_bootstrap_servers, error or "timed out") from error
     finally:
         await admin.close()
     names = settings.topic_names()

@@ -13,8 +13,7 @@ def execution_to_item(execution: Execution) -> dict[str, Any]:
     item: dict[str, Any] = execution.model_dump(exclude_none=True)
     item["status"] = execution.status.value
     item["steps"] = [
-        {"name": step["name"], "params": step["params"], "uses": step["uses"]}
-        for step in item["steps"]
+        {"name": step["name"], "params": step["params"], "uses": step["uses"]} for step in item["steps"]
     ]
     item.update(execution_keys(execution))
     return item

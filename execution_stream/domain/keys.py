@@ -93,9 +93,7 @@ def gsi3_pk(tenant_id: str, plan_item_slug: str) -> str:
 
 
 def gsi4_pk(tenant_id: str, plan_item_slug: str, status: ExecutionStatus) -> str:
-    return _join(
-        TENANT_PREFIX, tenant_id, PLAN_ITEM_PREFIX, plan_item_slug, STATUS_PREFIX, status.value
-    )
+    return _join(TENANT_PREFIX, tenant_id, PLAN_ITEM_PREFIX, plan_item_slug, STATUS_PREFIX, status.value)
 
 
 def gsi_sort_key(created_at: str) -> str:

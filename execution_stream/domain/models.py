@@ -218,9 +218,7 @@ class ExecutionEvent(BaseModel):
     at: str
 
     @classmethod
-    def from_change(
-        cls, execution: Execution, previous_status: ExecutionStatus | None
-    ) -> "ExecutionEvent":
+    def from_change(cls, execution: Execution, previous_status: ExecutionStatus | None) -> "ExecutionEvent":
         return cls(
             tenant_id=execution.tenant_id,
             jit_event_id=execution.jit_event_id,

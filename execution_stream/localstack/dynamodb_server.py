@@ -28,7 +28,8 @@ class DynamoDBServer:
         return self.work_dir / "dynamodb.log"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        module = "execution_stream.localstack.moto_dynamodb"
+        command = [sys.executable, "-m", module, "127.0.0.1", str(self.port)]
         self._process = processes.spawn(command, self.log_path)
         processes.wait_until(
             self.answers,

@@ -58,9 +58,7 @@ class KafkaBroker:
         config = self._write_config()
         if not (self.data_dir / "meta.properties").exists():
             self._format_storage(classpath, config)
-        self._process = processes.spawn(
-            self._java(classpath, "kafka.Kafka", str(config)), self.log_path
-        )
+        self._process = processes.spawn(self._java(classpath, "kafka.Kafka", str(config)), self.log_path)
         processes.wait_until(
             self.answers_metadata,
             self._process,
@@ -106,9 +104,7 @@ class KafkaBroker:
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise processes.StackError(
-                f"formatting Kafka storage failed: {result.stderr or result.stdout}"
-            )
+            raise processes.StackError(f"formatting Kafka storage failed: {result.stderr or result.stdout}")
 
     def _write_config(self) -> Path:
         self.work_dir.mkdir(parents=True, exist_ok=True)

@@ -73,10 +73,7 @@ def local_stack(settings: Settings, work_dir: Path | None = None) -> Iterator[Lo
 
 def start_local_stack(settings: Settings, work_dir: Path) -> LocalStack:
     named = settings.model_fields_set
-    use_docker = (
-        not {"kafka_bootstrap_servers", "dynamodb_endpoint_url"} <= named
-        and docker_engine_answers()
-    )
+    use_docker = not {"kafka_bootstrap_servers", "dynamodb_endpoint_url"} <= named and docker_engine_answers()
     stack = LocalStack(Endpoints("", ""), None, None, [])
     try:
         kafka = _kafka(settings, work_dir, stack, named, use_docker)
@@ -88,9 +85,7 @@ def start_local_stack(settings: Settings, work_dir: Path) -> LocalStack:
     return stack
 
 
-def _kafka(
-    settings: Settings, work_dir: Path, stack: LocalStack, named: set[str], use_docker: bool
-) -> str:
+def _kafka(settings: Settings, work_dir: Path, stack: LocalStack, named: set[str], use_docker: bool) -> str:
     if "kafka_bootstrap_servers" in named:
         return settings.kafka_bootstrap_servers
     if use_docker:

@@ -9,9 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from execution_stream.settings import Settings
 
 
-async def test_consumer_group_commits_offsets_on_the_broker(
-    stack_settings: Settings, unique: str
-) -> None:
+async def test_consumer_group_commits_offsets_on_the_broker(stack_settings: Settings, unique: str) -> None:
     topic, group = f"roundtrip-{unique}", f"group-{unique}"
     admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
     await admin.start()
@@ -24,9 +22,7 @@ async def test_consumer_group_commits_offsets_on_the_broker(
     await producer.start()
     try:
         for number in range(30):
-            await producer.send(
-                topic, key=f"tenant-{number % 5}".encode(), value=str(number).encode()
-            )
+            await producer.send(topic, key=f"tenant-{number % 5}".encode(), value=str(number).encode())
         await producer.flush()
     finally:
         await producer.stop()
@@ -44,9 +40,7 @@ async def test_consumer_group_commits_offsets_on_the_broker(
         while len(received) < 30:
             batches = await consumer.getmany(timeout_ms=5000)
             assert batches, "the broker delivered nothing within 5s"
-            received += [
-                record.value for records in batches.values() for record in records if record.value
-            ]
+            received += [record.value for records in batches.values() for record in records if record.value]
         await consumer.commit()
         partitions = [TopicPartition(topic, p) for p in range(3)]
         ends = await consumer.end_offsets(partitions)

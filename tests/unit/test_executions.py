@@ -156,9 +156,7 @@ def test_execution_event_takes_the_time_of_the_status() -> None:
 
 
 def test_format_timestamp_keeps_zero_microseconds() -> None:
-    assert format_timestamp(datetime(2022, 4, 24, 11, 30, 18, tzinfo=UTC)) == (
-        "2022-04-24T11:30:18.000000"
-    )
+    assert format_timestamp(datetime(2022, 4, 24, 11, 30, 18, tzinfo=UTC)) == ("2022-04-24T11:30:18.000000")
 
 
 def test_format_timestamp_converts_to_utc_and_treats_naive_as_utc() -> None:

@@ -142,9 +142,7 @@ def test_round_trip_is_exact(seed_item: dict[str, Any]) -> None:
 
 def test_round_trip_through_dynamodb_numbers(seed_item: dict[str, Any]) -> None:
     execution = completed_execution(seed_item).model_copy(
-        update={
-            "additional_attributes": {"count": 3, "ratio": 0.25, "flag": True, "list": [1, 2.5]}
-        }
+        update={"additional_attributes": {"count": 3, "ratio": 0.25, "flag": True, "list": [1, 2.5]}}
     )
     stored = as_dynamodb_returns_it(execution_to_item(execution))
     assert isinstance(stored["created_at_ts"], Decimal)

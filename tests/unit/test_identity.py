@@ -24,9 +24,7 @@ def test_sensitive_to_every_part(position: int) -> None:
 
 
 def test_separator_is_not_ambiguous() -> None:
-    assert derive_execution_id("a", "bc", "x", "y", "z") != derive_execution_id(
-        "ab", "c", "x", "y", "z"
-    )
+    assert derive_execution_id("a", "bc", "x", "y", "z") != derive_execution_id("ab", "c", "x", "y", "z")
 
 
 def test_separator_inside_a_part_is_refused() -> None:

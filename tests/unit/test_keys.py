@@ -131,9 +131,7 @@ def test_malformed_gsi4_keys(pk: str) -> None:
         (
             DONE,
             ITEM,
-            IndexQuery(
-                IndexName.GSI4, "GSI4PK", f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}#STATUS#completed"
-            ),
+            IndexQuery(IndexName.GSI4, "GSI4PK", f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}#STATUS#completed"),
         ),
     ],
 )

@@ -1,0 +1,87 @@
+"""The aiobotocore DynamoDB client of the service, and botocore's errors turned into ours."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from execution_stream.domain.ports import RepositoryError, RepositoryUnavailableError
+from execution_stream.settings import Settings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
+
+# Codes that say "not now" rather than "never": retried, then reported as unavailable.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@asynccontextmanager
+async def open_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
+    config = AioConfig(
+        connect_timeout=5,
+        read_timeout=20,
+        max_pool_connections=settings.dynamodb_max_pool_connections,
+        retries={"max_attempts": settings.dynamodb_max_attempts, "mode": "standard"},
+    )
+    session = get_session()
+    async with session.create_client(
+        "dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=config
+    ) as client:
+        yield client
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def translate(error: Exception, action: str) -> RepositoryError:
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        message = error.response.get("Error", {}).get("Message", "")
+        if code in TRANSIENT_ERROR_CODES:
+            return RepositoryUnavailableError(f"{action}: {code}: {message}")
+        return RepositoryError(f"{action}: {code}: {message}")
+    if isinstance(error, BotoCoreError | OSError | asyncio.TimeoutError):
+        return RepositoryUnavailableError(f"{action}: {error}")
+    return RepositoryError(f"{action}: {error}")
+
+
+def to_attribute_values(item: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
+    return {name: _serializer.serialize(_decimals(value)) for name, value in item.items()}
+
+
+def from_attribute_values(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _decimals(value: Any) -> Any:
+    """DynamoDB numbers are Decimals; a float is converted through its shortest repr."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {key: _decimals(nested) for key, nested in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decimals(nested) for nested in value]
+    return value

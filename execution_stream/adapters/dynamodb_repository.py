@@ -1,0 +1,187 @@
+"""The Executions table behind the ExecutionRepository port (aiobotocore; never a Scan)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from execution_stream.adapters import dynamodb_status
+from execution_stream.adapters.dynamodb_client import (
+    error_code,
+    from_attribute_values,
+    open_client,
+    to_attribute_values,
+    translate,
+)
+from execution_stream.domain import keys
+from execution_stream.domain.executions import apply_status
+from execution_stream.domain.item_codec import execution_from_item, execution_to_item
+from execution_stream.domain.lifecycle import allowed_predecessors
+from execution_stream.domain.models import Execution
+from execution_stream.domain.ports import (
+    CreateResult,
+    ExecutionKey,
+    ExecutionPage,
+    ExecutionQuery,
+    InvalidPageKeyError,
+    PageKey,
+    StatusChange,
+    StatusUpdateResult,
+    UpdateOutcome,
+)
+from execution_stream.settings import Settings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+
+_NOT_STORED = "attribute_not_exists(PK)"
+
+
+@asynccontextmanager
+async def open_repository(settings: Settings) -> AsyncIterator[DynamoDBExecutionRepository]:
+    async with open_client(settings) as client:
+        yield DynamoDBExecutionRepository(client, settings.dynamodb_table, settings.dynamodb_max_attempts)
+
+
+class DynamoDBExecutionRepository:
+    def __init__(self, client: DynamoDBClient, table: str, write_concurrency: int) -> None:
+        self._client = client
+        self._table = table
+        self._write_concurrency = write_concurrency
+
+    async def create(self, execution: Execution) -> CreateResult:
+        try:
+            await self._client.put_item(
+                TableName=self._table,
+                Item=to_attribute_values(execution_to_item(execution)),
+                ConditionExpression=_NOT_STORED,
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return CreateResult(execution, created=False)
+            raise translate(error, "create execution") from error
+        except BotoCoreError as error:
+            raise translate(error, "create execution") from error
+        return CreateResult(execution, created=True)
+
+    async def create_many(self, executions: Sequence[Execution]) -> list[CreateResult]:
+        """Concurrent conditional puts; an execution stored already (or twice here) is reported.
+
+        Not TransactWriteItems: a transaction fails whole on one existing item, costs twice the
+        write capacity, and moto's emulation copies the whole table per item.
+        """
+        unique = {ExecutionKey.of(e): e for e in reversed(executions)}
+        limit = asyncio.Semaphore(self._write_concurrency)
+
+        async def create(execution: Execution) -> tuple[ExecutionKey, bool]:
+            async with limit:
+                return ExecutionKey.of(execution), (await self.create(execution)).created
+
+        created = dict(await asyncio.gather(*(create(e) for e in unique.values())))
+        seen: set[ExecutionKey] = set()
+        results = []
+        for execution in executions:
+            key = ExecutionKey.of(execution)
+            results.append(CreateResult(execution, created[key] and key not in seen))
+            seen.add(key)
+        return results
+
+    async def get(self, key: ExecutionKey) -> Execution | None:
+        try:
+            response = await self._client.get_item(
+                TableName=self._table, Key=_primary_key(key), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "get execution") from error
+        item = response.get("Item")
+        return execution_from_item(from_attribute_values(item)) if item else None
+
+    async def update_status(
+        self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
+    ) -> StatusUpdateResult:
+        """One conditional UpdateItem; without the plan item slug (for GSI4PK) one read first."""
+        if plan_item_slug is None or not allowed_predecessors(change.status):
+            stored = await self.get(key)
+            if stored is None:
+                return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+            if not allowed_predecessors(change.status):
+                return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+            plan_item_slug = plan_item_slug or stored.plan_item_slug
+        update = dynamodb_status.status_update(key, change, plan_item_slug)
+        try:
+            response = await self._client.update_item(
+                TableName=self._table,
+                Key=_primary_key(key),
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update,
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return await self._refused(key, error)
+            raise translate(error, "update execution status") from error
+        except BotoCoreError as error:
+            raise translate(error, "update execution status") from error
+        old = execution_from_item(from_attribute_values(response["Attributes"]))
+        updated = apply_status(old, change.status, change.at, change.has_findings, change.error)
+        return StatusUpdateResult(UpdateOutcome.APPLIED, old.status, updated)
+
+    async def _refused(self, key: ExecutionKey, error: ClientError) -> StatusUpdateResult:
+        old: Any = error.response.get("Item")
+        stored = execution_from_item(from_attribute_values(old)) if old else await self.get(key)
+        if stored is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+
+    async def list(self, query: ExecutionQuery) -> ExecutionPage:
+        """Newest first; `next_key` is None exactly when no item follows (reads one extra)."""
+        index = keys.index_for_filter(query.tenant_id, query.status, query.plan_item_slug)
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index.index.value,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": index.partition_key_name},
+            "ExpressionAttributeValues": {":pk": {"S": index.partition_key_value}},
+            "ScanIndexForward": False,
+            "Limit": query.limit + 1,
+        }
+        if query.start_after is not None:
+            request["ExclusiveStartKey"] = _start_key(query, index)
+        try:
+            response = await self._client.query(**request)
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "list executions") from error
+        items = [from_attribute_values(item) for item in response.get("Items", [])]
+        page = [execution_from_item(item) for item in items[: query.limit]]
+        if len(items) <= query.limit:
+            return ExecutionPage(page, None)
+        last = items[query.limit - 1]
+        names = (keys.PK, keys.SK, index.partition_key_name, index.sort_key_name)
+        return ExecutionPage(page, {name: str(last[name]) for name in names})
+
+    async def ping(self) -> None:
+        try:
+            await self._client.describe_table(TableName=self._table)
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "describe table") from error
+
+
+def _primary_key(key: ExecutionKey) -> dict[str, Any]:
+    return {
+        keys.PK: {"S": keys.partition_key(key.tenant_id)},
+        keys.SK: {"S": keys.sort_key(key.jit_event_id, key.execution_id)},
+    }
+
+
+def _start_key(query: ExecutionQuery, index: keys.IndexQuery) -> dict[str, Any]:
+    start: PageKey = query.start_after or {}
+    expected = {keys.PK, keys.SK, index.partition_key_name, index.sort_key_name}
+    if set(start) != expected or start[index.partition_key_name] != index.partition_key_value:
+        raise InvalidPageKeyError("the continuation key belongs to another query")
+    if start[keys.PK] != keys.partition_key(query.tenant_id):
+        raise InvalidPageKeyError("the continuation key belongs to another tenant")
+    return {name: {"S": value} for name, value in start.items()}
