@@ -1,7 +1,8 @@
 """`execution-stream dev`: the whole service on a local stack, until Ctrl-C or SIGTERM.
 
 Once everything it started is ready it prints one line on standard output, a contract for scripts:
-`ready {"kafka": "127.0.0.1:PORT", "dynamodb": "http://127.0.0.1:PORT"}`.
+`ready {"kafka": "127.0.0.1:PORT", "dynamodb": "http://127.0.0.1:PORT", "api": "http://127.0.0.1:PORT"}`.
+Everything else (progress, the services' logs) goes to standard error.
 """
 
 from __future__ import annotations
@@ -9,12 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
+import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import FrameType
 
+import jwt
+
+from execution_stream.localstack import processes
 from execution_stream.localstack.stack import local_stack
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
@@ -25,6 +34,8 @@ LOCAL_AWS_DEFAULTS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+DEV_TENANT = "dev-tenant"
+SERVICE_START_SECONDS = 60.0
 
 
 def run_dev(settings: Settings, work_dir: str | None) -> int:
@@ -33,22 +44,80 @@ def run_dev(settings: Settings, work_dir: str | None) -> int:
     for name, value in LOCAL_AWS_DEFAULTS.items():
         os.environ.setdefault(name, value)
     with local_stack(settings, Path(work_dir) if work_dir else None) as stack:
-        local = settings.model_copy(
-            update={
-                "kafka_bootstrap_servers": stack.endpoints.kafka_bootstrap_servers,
-                "dynamodb_endpoint_url": stack.endpoints.dynamodb_endpoint_url,
-            }
-        )
+        local = _local_settings(settings, stack.endpoints.as_environment())
         for line in asyncio.run(provision(local)):
-            print(line, file=sys.stderr)
-        endpoints = {
-            "kafka": stack.endpoints.kafka_bootstrap_servers,
-            "dynamodb": stack.endpoints.dynamodb_endpoint_url,
-        }
-        print(f"ready {json.dumps(endpoints)}", flush=True)
-        stop_requested.wait()
-        print("stopping", file=sys.stderr)
-    return 0
+            _say(line)
+        services = _start_services(local)
+        try:
+            endpoints = {
+                "kafka": stack.endpoints.kafka_bootstrap_servers,
+                "dynamodb": stack.endpoints.dynamodb_endpoint_url,
+                "api": f"http://{local.api_host}:{local.api_port}",
+            }
+            print(f"ready {json.dumps(endpoints)}", flush=True)
+            failed = _supervise(services, stop_requested)
+        finally:
+            _say("stopping")
+            for process in services.values():
+                processes.stop(process, grace_seconds=20)
+    return 1 if failed else 0
+
+
+def _local_settings(settings: Settings, endpoints: dict[str, str]) -> Settings:
+    overrides: dict[str, object] = {
+        "kafka_bootstrap_servers": endpoints["EXECUTION_STREAM_KAFKA_BOOTSTRAP_SERVERS"],
+        "dynamodb_endpoint_url": endpoints["EXECUTION_STREAM_DYNAMODB_ENDPOINT_URL"],
+    }
+    if "api_port" not in settings.model_fields_set:
+        overrides["api_port"] = processes.free_loopback_port()
+    if settings.jwt_secret is None and settings.jwt_public_key is None:
+        secret = secrets.token_urlsafe(32)
+        overrides["jwt_secret"] = secret
+        token = jwt.encode({settings.jwt_tenant_claim: DEV_TENANT, "exp": int(time.time()) + 86400}, secret)
+        _say(f"no JWT key configured: generated one; a token for tenant {DEV_TENANT!r}: {token}")
+    return settings.model_copy(update=overrides)
+
+
+def _start_services(settings: Settings) -> dict[str, subprocess.Popen[bytes]]:
+    environment = {**os.environ, **settings.to_environment()}
+    services: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        services["api"] = processes.spawn_attached(
+            [sys.executable, "-m", "execution_stream", "api"], environment
+        )
+        _wait_for_http(f"http://{settings.api_host}:{settings.api_port}/healthz", services["api"])
+    except BaseException:
+        for process in services.values():
+            processes.stop(process, grace_seconds=10)
+        raise
+    return services
+
+
+def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + SERVICE_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise processes.StackError(f"{url} exited with code {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise processes.StackError(f"{url} did not answer within {SERVICE_START_SECONDS:.0f}s")
+
+
+def _supervise(services: dict[str, subprocess.Popen[bytes]], stop_requested: threading.Event) -> bool:
+    """Waits for a stop request; True when a service ended on its own first."""
+    while not stop_requested.wait(timeout=0.5):
+        for name, process in services.items():
+            if process.poll() is not None:
+                _say(f"{name} exited with code {process.returncode}; stopping everything")
+                return True
+    return False
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _on_signals(stop_requested: threading.Event) -> None:

@@ -6,6 +6,8 @@ The AWS region and credentials are not ours: botocore reads the usual AWS variab
 
 from __future__ import annotations
 
+import json
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,10 @@ class Settings(BaseSettings):
     topic_execution_events: str = "execution-events"
     topic_execution_dlq: str = "execution-dlq"
     topic_tenant_limits: str = "tenant-limits"
+    topic_trigger_waiting: str = "trigger-waiting"
+    commit_interval_seconds: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=200, ge=1)
+    batch_within_seconds: float = Field(default=0.05, gt=0)
 
     dynamodb_endpoint_url: str | None = None
     dynamodb_table: str = "Executions"
@@ -45,14 +51,27 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = None
 
     default_concurrency_limit: int = Field(default=10, ge=1)
+    tenant_concurrency_limits: dict[str, int] = Field(default_factory=dict)
     job_timeout_seconds: int = Field(default=3600, ge=1)
+    lease_window_seconds: int = Field(default=300, ge=1)
+    watchdog_interval_seconds: float = Field(default=5.0, gt=0)
     asset_wait_seconds: float = Field(default=300.0, ge=0)
+    asset_wait_check_seconds: float = Field(default=1.0, gt=0)
 
     github_api_url: str = "https://api.github.com"
     github_app_id: str | None = None
     github_app_private_key: SecretStr | None = None
 
     log_level: str = "INFO"
+
+    def to_environment(self) -> dict[str, str]:
+        """These settings as the environment variables that would give them to another process."""
+        environment = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            text = json.dumps(plain) if isinstance(plain, dict | list) else str(plain)
+            environment[f"EXECUTION_STREAM_{name.upper()}"] = text
+        return environment
 
     def topic_names(self) -> list[str]:
         return [
@@ -65,6 +84,7 @@ class Settings(BaseSettings):
             self.topic_execution_events,
             self.topic_execution_dlq,
             self.topic_tenant_limits,
+            self.topic_trigger_waiting,
         ]
 
     def compacted_topics(self) -> frozenset[str]:

@@ -21,10 +21,13 @@ from execution_stream.settings import Settings
 STACK_TIMINGS: dict[str, float] = {}
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def pytest_configure(config: pytest.Config) -> None:
     for name, value in LOCAL_AWS_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     started = time.monotonic()
     with local_stack(Settings(), tmp_path_factory.mktemp("stack")) as running:
         STACK_TIMINGS["start_seconds"] = time.monotonic() - started

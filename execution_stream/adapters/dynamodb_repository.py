@@ -29,6 +29,7 @@ from execution_stream.domain.ports import (
     ExecutionQuery,
     InvalidPageKeyError,
     PageKey,
+    RepositoryError,
     StatusChange,
     StatusUpdateResult,
     UpdateOutcome,
@@ -54,15 +55,17 @@ class DynamoDBExecutionRepository:
         self._write_concurrency = write_concurrency
 
     async def create(self, execution: Execution) -> CreateResult:
+        """A conditional put; when the execution is stored already, the stored one is returned."""
         try:
             await self._client.put_item(
                 TableName=self._table,
                 Item=to_attribute_values(execution_to_item(execution)),
                 ConditionExpression=_NOT_STORED,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
-                return CreateResult(execution, created=False)
+                return CreateResult(await self._stored(error, ExecutionKey.of(execution)), created=False)
             raise translate(error, "create execution") from error
         except BotoCoreError as error:
             raise translate(error, "create execution") from error
@@ -77,16 +80,17 @@ class DynamoDBExecutionRepository:
         unique = {ExecutionKey.of(e): e for e in reversed(executions)}
         limit = asyncio.Semaphore(self._write_concurrency)
 
-        async def create(execution: Execution) -> tuple[ExecutionKey, bool]:
+        async def create(execution: Execution) -> tuple[ExecutionKey, CreateResult]:
             async with limit:
-                return ExecutionKey.of(execution), (await self.create(execution)).created
+                return ExecutionKey.of(execution), await self.create(execution)
 
         created = dict(await asyncio.gather(*(create(e) for e in unique.values())))
         seen: set[ExecutionKey] = set()
         results = []
         for execution in executions:
             key = ExecutionKey.of(execution)
-            results.append(CreateResult(execution, created[key] and key not in seen))
+            first = created[key]
+            results.append(CreateResult(first.execution, first.created and key not in seen))
             seen.add(key)
         return results
 
@@ -129,6 +133,14 @@ class DynamoDBExecutionRepository:
         old = execution_from_item(from_attribute_values(response["Attributes"]))
         updated = apply_status(old, change.status, change.at, change.has_findings, change.error)
         return StatusUpdateResult(UpdateOutcome.APPLIED, old.status, updated)
+
+    async def _stored(self, error: ClientError, key: ExecutionKey) -> Execution:
+        """The item a failed condition saw, or (endpoints that do not return it) a fresh read."""
+        old: Any = error.response.get("Item")
+        stored = execution_from_item(from_attribute_values(old)) if old else await self.get(key)
+        if stored is None:
+            raise RepositoryError(f"execution {key.execution_id} vanished while it was being written")
+        return stored
 
     async def _refused(self, key: ExecutionKey, error: ClientError) -> StatusUpdateResult:
         old: Any = error.response.get("Item")

@@ -112,11 +112,11 @@ class KafkaBroker:
             _LOG4J2_PROPERTIES.format(log_file=self.work_dir / "kafka-server.log")
         )
         config = self.work_dir / "server.properties"
-        config.write_text(_server_properties(self.port, self.controller_port, self.data_dir))
+        config.write_text(server_properties(self.port, self.controller_port, self.data_dir))
         return config
 
 
-def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -135,6 +135,7 @@ def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
         "log.segment.bytes": str(64 * 1024 * 1024),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())

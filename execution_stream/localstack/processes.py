@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,6 +55,18 @@ def spawn(
             start_new_session=True,
             env=env,
         )
+
+
+def spawn_attached(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Like `spawn`, with the child's output on our standard error (our stdout is for scripts)."""
+    return subprocess.Popen(
+        list(command),
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stderr,
+        stderr=sys.stderr,
+        start_new_session=True,
+        env=env,
+    )
 
 
 def stop(process: subprocess.Popen[bytes], grace_seconds: float) -> None:

@@ -81,6 +81,7 @@ async def test_create_is_conditional(repository: DynamoDBExecutionRepository, un
     second = await repository.create(stored.model_copy(update={"job_name": "changed"}))
 
     assert (first.created, second.created) == (True, False)
+    assert second.execution == stored
     assert await repository.get(ExecutionKey.of(stored)) == stored
 
 

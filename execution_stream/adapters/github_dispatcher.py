@@ -1,0 +1,260 @@
+"""Dispatching a workflow through GitHub's REST API, as a GitHub App does.
+
+One dispatch: an app JWT (RS256, signed with the app's private key) buys an installation token,
+cached per installation until a minute before it expires; the token then authorizes
+`POST /repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`, which answers 204.
+
+Failures become the domain's two kinds. Not now (`DispatchUnavailableError`, after `max_attempts`
+tries with exponential backoff and jitter): 5xx, 429 and rate-limited 403s (honouring Retry-After
+and x-ratelimit-reset), connection errors and timeouts. Never (`DispatchRefusedError`): any other
+4xx, and a 401 that a fresh installation token does not cure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
+from execution_stream.domain.enrichment import GithubWorkflowTarget
+from execution_stream.domain.timestamps import as_utc
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2022-11-28"
+JWT_BACKDATE_SECONDS = 60  # GitHub's advice against clock drift
+JWT_LIFETIME_SECONDS = 540  # GitHub refuses more than 600 from now
+TOKEN_RENEWAL_MARGIN_SECONDS = 60
+USER_AGENT = "execution-stream"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: str
+
+    def message(self) -> str:
+        try:
+            parsed = json.loads(self.body) if self.body else {}
+        except ValueError:
+            return self.body[:500]
+        if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+            return str(parsed["message"])
+        return self.body[:500]
+
+
+class _TransientError(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _TokenRejectedError(Exception):
+    """The dispatch endpoint answered 401 to an installation token."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__("installation token rejected")
+        self.token = token
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    renew_at: float  # epoch seconds
+
+
+class GithubActionsDispatcher:
+    def __init__(
+        self,
+        base_url: str,
+        app_id: str,
+        private_key_pem: str,
+        *,
+        max_attempts: int = 5,
+        base_backoff_seconds: float = 0.2,
+        max_backoff_seconds: float = 10.0,
+        max_retry_after_seconds: float = 60.0,
+        request_timeout_seconds: float = 10.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        # An environment variable often carries the PEM's newlines as literal "\n"; a PEM has no "\".
+        key = load_pem_private_key(private_key_pem.replace("\\n", "\n").encode(), password=None)
+        if not isinstance(key, RSAPrivateKey):
+            raise TypeError("the GitHub App private key must be an RSA key in PEM")
+        self._base_url = base_url.rstrip("/")
+        self._app_id = app_id
+        self._key = key
+        self._max_attempts = max_attempts
+        self._base_backoff = base_backoff_seconds
+        self._max_backoff = max_backoff_seconds
+        self._max_retry_after = max_retry_after_seconds
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+        self._tokens: dict[str, _Token] = {}
+        self._token_locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={
+                    "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": API_VERSION,
+                    "User-Agent": USER_AGENT,
+                },
+                timeout=self._timeout,
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def dispatch(self, target: GithubWorkflowTarget) -> None:
+        """Start `target`'s workflow; raises DispatchUnavailableError or DispatchRefusedError."""
+        for _ in range(2):  # a rejected token is renewed once
+            try:
+                await self._retrying(lambda: self._dispatch_once(target), _describe(target))
+            except _TokenRejectedError as rejected:
+                self._forget_token(target.installation_id, rejected.token)
+                logger.warning(
+                    "installation token rejected, renewing it", extra={"target": _describe(target)}
+                )
+            else:
+                return
+        raise DispatchRefusedError(401, f"{_describe(target)}: a fresh installation token was rejected too")
+
+    def app_jwt(self) -> str:
+        now = int(time.time())
+        claims = {"iat": now - JWT_BACKDATE_SECONDS, "exp": now + JWT_LIFETIME_SECONDS, "iss": self._app_id}
+        return jwt.encode(claims, self._key, algorithm="RS256")
+
+    async def _dispatch_once(self, target: GithubWorkflowTarget) -> None:
+        token = await self._installation_token(target.installation_id)
+        path = "/repos/{}/{}/actions/workflows/{}/dispatches".format(
+            *(quote(part, safe="") for part in (target.owner, target.repo, target.workflow_file))
+        )
+        answer = await self._post(path, token, {"ref": target.ref, "inputs": target.inputs})
+        if answer.status == 401:
+            raise _TokenRejectedError(token)
+        _raise_unless_success(answer, f"dispatching {_describe(target)}")
+
+    def _forget_token(self, installation_id: str, token: str) -> None:
+        cached = self._tokens.get(installation_id)
+        if cached is not None and cached.value == token:  # not one a concurrent dispatch just renewed
+            del self._tokens[installation_id]
+
+    async def _installation_token(self, installation_id: str) -> str:
+        lock = self._token_locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:  # one request per installation, however many dispatches wait for it
+            cached = self._tokens.get(installation_id)
+            if cached is not None and time.time() < cached.renew_at:
+                return cached.value
+            path = f"/app/installations/{quote(installation_id, safe='')}/access_tokens"
+            answer = await self._post(path, self.app_jwt(), None)
+            _raise_unless_success(answer, f"getting a token for installation {installation_id}")
+            token = _parse_token(answer)
+            self._tokens[installation_id] = token
+            return token.value
+
+    async def _post(self, path: str, bearer: str, body: dict[str, Any] | None) -> _Answer:
+        if self._session is None:
+            raise RuntimeError("the dispatcher is not started: use start() or `async with`")
+        try:
+            async with self._session.post(
+                self._base_url + path, json=body, headers={"Authorization": f"Bearer {bearer}"}
+            ) as response:
+                text = await response.text()
+                return _Answer(response.status, dict(response.headers), text)
+        except TimeoutError as error:
+            raise _TransientError(f"POST {path} timed out") from error
+        except aiohttp.ClientError as error:
+            raise _TransientError(f"POST {path} failed: {type(error).__name__}: {error}") from error
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        for number in range(1, self._max_attempts + 1):
+            try:
+                return await attempt()
+            except _TransientError as error:
+                if number == self._max_attempts:
+                    raise DispatchUnavailableError(
+                        f"{what}: {error.reason} (gave up after {number} attempts)", error.retry_after
+                    ) from error
+                if error.retry_after is not None and error.retry_after > self._max_retry_after:
+                    raise DispatchUnavailableError(
+                        f"{what}: {error.reason}; GitHub asks to wait {error.retry_after:.0f}s",
+                        error.retry_after,
+                    ) from error
+                delay = max(self._backoff(number), error.retry_after or 0.0)
+                logger.warning(
+                    "GitHub dispatch attempt failed, retrying",
+                    extra={"target": what, "attempt": number, "reason": error.reason, "delay": delay},
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: max_attempts >= 1")
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._max_backoff, self._base_backoff * 2.0 ** (attempt - 1))
+        jitter: float = random.uniform(0, ceiling / 2)  # spreads retries; not a secret
+        return ceiling / 2 + jitter
+
+
+def _raise_unless_success(answer: _Answer, what: str) -> None:
+    if 200 <= answer.status < 300:
+        return
+    retry_after = _retry_after(answer)
+    if answer.status >= 500 or answer.status == 429 or (answer.status == 403 and retry_after is not None):
+        raise _TransientError(f"{what}: HTTP {answer.status}: {answer.message()}", retry_after)
+    raise DispatchRefusedError(answer.status, f"{what}: {answer.message()}")
+
+
+def _retry_after(answer: _Answer) -> float | None:
+    """How long GitHub asks us to wait: Retry-After, or the rate limit's reset when it is used up."""
+    headers = {name.lower(): value for name, value in answer.headers.items()}
+    try:
+        if "retry-after" in headers:
+            return max(0.0, float(headers["retry-after"]))
+        if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+            return max(0.0, float(headers["x-ratelimit-reset"]) - time.time())
+    except ValueError:
+        return None
+    return None
+
+
+def _parse_token(answer: _Answer) -> _Token:
+    try:
+        parsed = json.loads(answer.body)
+        expires_at = as_utc(datetime.fromisoformat(parsed["expires_at"])).timestamp()
+        return _Token(str(parsed["token"]), expires_at - TOKEN_RENEWAL_MARGIN_SECONDS)
+    except (ValueError, KeyError, TypeError) as error:
+        raise _TransientError(f"malformed installation token answer: {answer.body[:200]!r}") from error
+
+
+def _describe(target: GithubWorkflowTarget) -> str:
+    return f"{target.owner}/{target.repo} workflow {target.workflow_file}@{target.ref}"

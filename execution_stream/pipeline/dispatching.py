@@ -1,0 +1,112 @@
+"""enrich-and-dispatch: an execution holding a slot becomes a job and goes to its runner.
+
+Order of effects: dispatch, then mark `dispatched`. A replay finds it marked and does not dispatch
+again; only a crash between the two sends a job twice (GitHub's dispatch API has no idempotency key,
+and a topic-fed runner can drop a second job by its execution_id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from execution_stream.domain.dispatch import DispatchRefusedError
+from execution_stream.domain.enrichment import (
+    DispatchTargetError,
+    build_dispatched_job,
+    github_workflow_target,
+)
+from execution_stream.domain.lifecycle import TERMINAL_STATUSES
+from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus
+from execution_stream.domain.ports import ExecutionKey, ExecutionRepository, StatusChange
+from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
+from execution_stream.pipeline.records import (
+    DeadLetterReason,
+    Destination,
+    Effects,
+    SourceRecord,
+    dead_letter,
+    encode,
+)
+from execution_stream.pipeline.statuses import release_of
+
+logger = logging.getLogger(__name__)
+GITHUB_ACTIONS = "github_actions"
+
+
+@dataclass
+class DispatchStep:
+    repository: ExecutionRepository
+    github: GithubDispatcher
+    runner_jobs: RunnerJobPublisher
+    status_topic: str
+    timeout_seconds: int
+    now: Callable[[], datetime]
+
+    async def handle(self, records: Sequence[SourceRecord]) -> Effects:
+        effects = Effects()
+        executions = {}
+        for record in records:
+            execution = self._decode(record, effects)
+            if execution is not None:
+                executions[execution.execution_id] = (record, execution)
+        await asyncio.gather(*(self._dispatch(r, e, effects) for r, e in executions.values()))
+        return effects
+
+    def _decode(self, record: SourceRecord, effects: Effects) -> Execution | None:
+        try:
+            return Execution.model_validate(json.loads(record.value or b""))
+        except (UnicodeDecodeError, json.JSONDecodeError, ValidationError) as error:
+            effects.outgoing.append(dead_letter(record, DeadLetterReason.INVALID, str(error)))
+            return None
+
+    async def _dispatch(self, record: SourceRecord, execution: Execution, effects: Effects) -> None:
+        stored = await self.repository.get(ExecutionKey.of(execution))
+        if stored is None or stored.status in TERMINAL_STATUSES:
+            effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
+            return
+        if stored.status is not ExecutionStatus.PENDING:
+            return
+        try:
+            await self._send_to_runner(stored)
+        except DispatchTargetError as error:
+            await self._fail(record, stored, DeadLetterReason.DISPATCH_TARGET_MISSING, str(error), effects)
+            return
+        except DispatchRefusedError as error:
+            await self._fail(record, stored, DeadLetterReason.DISPATCH_REFUSED, str(error), effects)
+            return
+        await self._mark(stored, StatusChange(ExecutionStatus.DISPATCHED, self.now()), effects)
+
+    async def _send_to_runner(self, execution: Execution) -> None:
+        if execution.job_runner == GITHUB_ACTIONS:
+            await self.github.dispatch(github_workflow_target(execution))
+        else:
+            job = build_dispatched_job(execution, self.status_topic, self.timeout_seconds, self.now())
+            await self.runner_jobs.publish(job)
+
+    async def _fail(
+        self,
+        record: SourceRecord,
+        execution: Execution,
+        reason: DeadLetterReason,
+        message: str,
+        effects: Effects,
+    ) -> None:
+        logger.warning("dispatch failed: %s", message, extra={"execution_id": execution.execution_id})
+        change = StatusChange(ExecutionStatus.FAILED, self.now(), error=f"{reason.value}: {message}")
+        await self._mark(execution, change, effects)
+        effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
+        effects.outgoing.append(dead_letter(record, reason, message))
+
+    async def _mark(self, execution: Execution, change: StatusChange, effects: Effects) -> None:
+        key = ExecutionKey.of(execution)
+        result = await self.repository.update_status(key, change, execution.plan_item_slug)
+        if result.applied and result.execution is not None:
+            event = ExecutionEvent.from_change(result.execution, result.previous_status)
+            effects.send(Destination.EVENTS, execution.tenant_id, encode(event))

@@ -1,0 +1,143 @@
+"""What the pipeline reads and writes on Kafka, apart from the domain records themselves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from execution_stream.domain.models import Execution
+
+
+class Destination(StrEnum):
+    ALLOCATE = "allocate"
+    ENRICH = "enrich"
+    RUNNER_JOBS = "runner_jobs"
+    EVENTS = "events"
+    STATUS = "status"
+    WAITING = "waiting"
+    DLQ = "dlq"
+
+
+class DeadLetterReason(StrEnum):
+    NOT_JSON = "not_json"
+    INVALID = "invalid"
+    ASSET_NOT_FOUND = "asset_not_found"
+    ASSET_MISMATCH = "asset_mismatch"
+    DISPATCH_REFUSED = "dispatch_refused"
+    DISPATCH_TARGET_MISSING = "dispatch_target_missing"
+    STORE_REFUSED = "store_refused"
+
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    destination: Destination
+    key: str | None
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A consumed record as it was on the wire, kept to dead-letter it verbatim."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": self.key.decode(errors="replace") if self.key is not None else None,
+            "value": self.value.decode(errors="replace") if self.value is not None else None,
+            "timestamp_ms": self.timestamp_ms,
+        }
+
+
+def dead_letter(source: SourceRecord, reason: DeadLetterReason, message: str) -> Outgoing:
+    """The original bytes, with where they came from and why, in headers (as Kafka Connect does)."""
+    headers: Headers = (
+        ("dlq.reason", reason.value.encode()),
+        ("dlq.message", message.encode()[:4096]),
+        ("dlq.topic", source.topic.encode()),
+        ("dlq.partition", str(source.partition).encode()),
+        ("dlq.offset", str(source.offset).encode()),
+    )
+    key = source.key.decode(errors="replace") if source.key is not None else None
+    return Outgoing(Destination.DLQ, key, source.value or b"", headers)
+
+
+def encode(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
+
+
+class AllocationRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["request"] = "request"
+    execution: Execution
+
+
+class AllocationRelease(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["release"] = "release"
+    tenant_id: str
+    execution_id: str
+    job_runner: str
+
+
+AllocationMessage = Annotated[AllocationRequest | AllocationRelease, Field(discriminator="type")]
+allocation_message = TypeAdapter[AllocationRequest | AllocationRelease](AllocationMessage)
+
+
+class ParkedTrigger(BaseModel):
+    """A trigger whose asset is not known yet, waiting in the tenant's parking table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["park"] = "park"
+    tenant_id: str
+    source: dict[str, Any]
+    trigger: dict[str, Any]
+    first_seen_at: float
+
+
+class WakeUp(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["wake"] = "wake"
+    tenant_id: str
+
+
+WaitingMessage = Annotated[ParkedTrigger | WakeUp, Field(discriminator="type")]
+waiting_message = TypeAdapter[ParkedTrigger | WakeUp](WaitingMessage)
+
+
+@dataclass
+class Effects:
+    """Everything one step wants written before its input is acknowledged."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+    def send(self, destination: Destination, key: str | None, value: bytes) -> None:
+        self.outgoing.append(Outgoing(destination, key, value))
+
+    def extend(self, more: Sequence[Outgoing]) -> None:
+        self.outgoing.extend(more)
+
+
+def parse_json(raw: bytes) -> Any:
+    return json.loads(raw)

@@ -1,0 +1,110 @@
+"""execution-status: runners report; the lifecycle decides; terminal states give the slot back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from execution_stream.domain.lifecycle import TERMINAL_STATUSES
+from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatusUpdate
+from execution_stream.domain.ports import (
+    ExecutionKey,
+    ExecutionRepository,
+    StatusChange,
+    StatusUpdateResult,
+    UpdateOutcome,
+)
+from execution_stream.pipeline.records import (
+    AllocationRelease,
+    DeadLetterReason,
+    Destination,
+    Effects,
+    SourceRecord,
+    dead_letter,
+    encode,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def release_of(execution: Execution) -> AllocationRelease:
+    return AllocationRelease(
+        tenant_id=execution.tenant_id, execution_id=execution.execution_id, job_runner=execution.job_runner
+    )
+
+
+@dataclass
+class StatusCounts:
+    applied: int = 0
+    refused: int = 0
+    unknown: int = 0
+
+
+@dataclass
+class StatusStep:
+    repository: ExecutionRepository
+    counts: StatusCounts = field(default_factory=StatusCounts)
+
+    async def handle(self, records: Sequence[SourceRecord]) -> Effects:
+        effects = Effects()
+        by_execution: dict[tuple[str, str, str], list[ExecutionStatusUpdate]] = defaultdict(list)
+        for record in records:
+            update = self._decode(record, effects)
+            if update is not None:
+                by_execution[(update.tenant_id, update.jit_event_id, update.execution_id)].append(update)
+        # One execution's updates in their order; different executions side by side.
+        results = await asyncio.gather(*(self._apply_in_order(u) for u in by_execution.values()))
+        for result_list in results:
+            for update, result in result_list:
+                self._effects_of(update, result, effects)
+        return effects
+
+    def _decode(self, record: SourceRecord, effects: Effects) -> ExecutionStatusUpdate | None:
+        try:
+            return ExecutionStatusUpdate.model_validate(json.loads(record.value or b""))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            effects.outgoing.append(dead_letter(record, DeadLetterReason.NOT_JSON, f"not JSON: {error}"))
+        except ValidationError as error:
+            effects.outgoing.append(dead_letter(record, DeadLetterReason.INVALID, str(error)))
+        return None
+
+    async def _apply_in_order(
+        self, updates: list[ExecutionStatusUpdate]
+    ) -> list[tuple[ExecutionStatusUpdate, StatusUpdateResult]]:
+        applied = []
+        for update in updates:
+            key = ExecutionKey(update.tenant_id, update.jit_event_id, update.execution_id)
+            change = StatusChange(update.status, update.at, update.has_findings, update.error)
+            applied.append((update, await self.repository.update_status(key, change)))
+        return applied
+
+    def _effects_of(
+        self, update: ExecutionStatusUpdate, result: StatusUpdateResult, effects: Effects
+    ) -> None:
+        ids = {"tenant_id": update.tenant_id, "execution_id": update.execution_id}
+        if result.outcome is UpdateOutcome.NOT_FOUND:
+            self.counts.unknown += 1
+            logger.warning("status update for an unknown execution", extra=ids)
+            return
+        execution = result.execution
+        if execution is None:
+            return
+        if result.outcome is UpdateOutcome.APPLIED:
+            self.counts.applied += 1
+            event = ExecutionEvent.from_change(execution, result.previous_status)
+            effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+        else:
+            self.counts.refused += 1
+            logger.warning(
+                "status transition refused",
+                extra={**ids, "from": result.previous_status, "to": update.status.value},
+            )
+        # Sent again on a replayed terminal update: a crash may have come between store and send.
+        if execution.status in TERMINAL_STATUSES and execution.status == update.status:
+            effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))

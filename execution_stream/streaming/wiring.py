@@ -1,0 +1,106 @@
+"""What every agent does around its step: read records, retry while an outside system is down,
+send the step's effects and wait for the broker to have them, and only then acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaError
+
+from execution_stream.domain.dispatch import DispatchUnavailableError
+from execution_stream.domain.enrichment import DispatchedJob
+from execution_stream.domain.ports import RepositoryUnavailableError
+from execution_stream.pipeline.records import Destination, Effects, SourceRecord
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Faults that heal: the agent waits and tries the same records again instead of dropping them.
+TRANSIENT_FAULTS = (RepositoryUnavailableError, DispatchUnavailableError, KafkaError, OSError)
+MAX_BACKOFF_SECONDS = 15.0
+
+
+def source_record(event: Any) -> SourceRecord:
+    message = event.message
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+    )
+
+
+async def until_done(operation: Callable[[], Awaitable[T]], what: str) -> T:
+    """Runs `operation` until it succeeds, backing off while a transient fault lasts."""
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except TRANSIENT_FAULTS as fault:
+            delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
+            logger.warning("%s paused %.1fs: %s", what, delay, fault)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+
+class Sender:
+    """Sends effects to the topics their destinations name and waits until the broker has them."""
+
+    def __init__(self, topics: Mapping[Destination, Any]) -> None:
+        self._topics = topics
+
+    def topic(self, destination: Destination) -> Any:
+        return self._topics[destination]
+
+    async def send(self, effects: Effects) -> None:
+        pending = []
+        for outgoing in effects.outgoing:
+            topic = self._topics[outgoing.destination]
+            key = outgoing.key.encode() if outgoing.key is not None else None
+            pending.append(await topic.send(key=key, value=outgoing.value, headers=list(outgoing.headers)))
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def send_until_done(self, effects: Effects, what: str) -> None:
+        await until_done(lambda: self.send(effects), what)
+
+
+class TopicRunnerJobs:
+    """Topic-fed runners receive their jobs on runner-jobs, keyed by tenant."""
+
+    def __init__(self, topic: Any) -> None:
+        self._topic = topic
+
+    async def publish(self, job: DispatchedJob) -> None:
+        delivered = await self._topic.send(key=job.tenant_id.encode(), value=job.model_dump_json().encode())
+        await delivered
+
+
+@dataclass(frozen=True)
+class Batching:
+    size: int
+    within_seconds: float
+
+
+async def process_batches(
+    stream: Any,
+    handle: Callable[[Sequence[SourceRecord]], Awaitable[Effects]],
+    sender: Sender,
+    what: str,
+    batching: Batching,
+) -> None:
+    """Batches of records: handled, effects sent, then acknowledged (never before they are durable)."""
+    async for events in stream.noack_take(batching.size, within=batching.within_seconds):
+        records = [source_record(event) for event in events]
+        effects = await until_done(partial(handle, records), what)
+        await sender.send_until_done(effects, what)
+        for event in events:
+            await stream.ack(event)

@@ -1,0 +1,389 @@
+"""The GitHub dispatcher against the GitHub stand-in on loopback, and the stand-in's own checks."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from execution_stream.adapters.github_dispatcher import GithubActionsDispatcher
+from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
+from execution_stream.domain.enrichment import GithubWorkflowTarget, github_workflow_target
+from execution_stream.domain.executions import build_execution
+from tests.conftest import project_root
+from tests.factories import BASE_TIME, asset, trigger_event
+from tests.support.github_standin import GithubStandin, running_github_standin
+
+APP_ID = "161076"
+INSTALLATION_ID = "24915845"
+OWNER = "jitsecurity"
+MAX_ATTEMPTS = 4
+REQUEST_TIMEOUT = 0.5
+TARGET = GithubWorkflowTarget(
+    installation_id=INSTALLATION_ID,
+    owner=OWNER,
+    repo="execution-service",
+    workflow_file="workflow-sast.yml",
+    ref="main",
+    inputs={"tenant_id": "tenant-a", "execution_id": "e1"},
+)
+DISPATCH_PATH = "/repos/jitsecurity/execution-service/actions/workflows/workflow-sast.yml/dispatches"
+TOKEN_PATH = f"/app/installations/{INSTALLATION_ID}/access_tokens"
+
+
+@dataclass(frozen=True)
+class AppKeys:
+    private_pem: str
+    public_pem: str
+
+
+def _rsa_keys() -> AppKeys:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return AppKeys(private_pem.decode(), public_pem.decode())
+
+
+@pytest.fixture(scope="module")
+def keys() -> AppKeys:
+    return _rsa_keys()
+
+
+@pytest.fixture(scope="module")
+def other_keys() -> AppKeys:
+    """Keys of no app GitHub knows."""
+    return _rsa_keys()
+
+
+@pytest.fixture
+async def standin(keys: AppKeys) -> AsyncIterator[GithubStandin]:
+    async with running_github_standin(
+        APP_ID, keys.public_pem, installations={INSTALLATION_ID: OWNER}
+    ) as running:
+        yield running
+
+
+def dispatcher_for(url: str, private_pem: str, **knobs: Any) -> GithubActionsDispatcher:
+    settings: dict[str, Any] = {
+        "max_attempts": MAX_ATTEMPTS,
+        "base_backoff_seconds": 0.01,
+        "max_backoff_seconds": 0.05,
+        "request_timeout_seconds": REQUEST_TIMEOUT,
+        **knobs,
+    }
+    return GithubActionsDispatcher(url, APP_ID, private_pem, **settings)
+
+
+@pytest.fixture
+async def dispatcher(standin: GithubStandin, keys: AppKeys) -> AsyncIterator[GithubActionsDispatcher]:
+    async with dispatcher_for(standin.url, keys.private_pem) as running:
+        yield running
+
+
+def calls(standin: GithubStandin, path: str) -> list[int]:
+    """The statuses the stand-in answered on `path`, in order."""
+    return [request.status for request in standin.requests if request.path == path]
+
+
+async def test_a_dispatch_arrives_with_the_apps_auth_the_ref_and_the_inputs(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    attributes = {"owner": OWNER, "original_repository": "execution-service", "installation_id": 24915845}
+    execution = build_execution(trigger_event(additional_attributes=attributes), asset(), BASE_TIME)
+    target = github_workflow_target(execution)
+
+    await dispatcher.dispatch(target)
+
+    [dispatch] = standin.dispatches
+    assert (dispatch.installation_id, dispatch.owner, dispatch.repo) == (INSTALLATION_ID, OWNER, target.repo)
+    assert (dispatch.workflow, dispatch.ref) == ("workflow-sast.yml", "main")
+    assert dispatch.inputs == target.inputs
+    assert dispatch.inputs["execution_id"] == execution.execution_id
+    assert dispatch.accept == "application/vnd.github+json"
+    assert dispatch.api_version == "2022-11-28"
+    assert calls(standin, TOKEN_PATH) == [201]
+    assert calls(standin, DISPATCH_PATH) == [204]
+
+
+async def test_a_token_is_reused_until_a_minute_before_it_expires(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    await dispatcher.dispatch(TARGET)
+    await dispatcher.dispatch(replace(TARGET, inputs={"execution_id": "e2"}))
+
+    assert len(standin.issued_tokens) == 1
+    assert [d.inputs["execution_id"] for d in standin.dispatches] == ["e1", "e2"]
+
+
+async def test_a_token_expiring_within_a_minute_is_renewed(keys: AppKeys) -> None:
+    async with (
+        running_github_standin(APP_ID, keys.public_pem, token_lifetime_seconds=30) as short_lived,
+        dispatcher_for(short_lived.url, keys.private_pem) as dispatcher,
+    ):
+        await dispatcher.dispatch(TARGET)
+        await dispatcher.dispatch(TARGET)
+
+        assert len(short_lived.issued_tokens) == 2
+        assert len(short_lived.dispatches) == 2
+
+
+async def test_concurrent_dispatches_share_one_token_request(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    targets = [replace(TARGET, inputs={"execution_id": f"e{n}"}) for n in range(8)]
+
+    await asyncio.gather(*(dispatcher.dispatch(target) for target in targets))
+
+    assert len(standin.issued_tokens) == 1
+    assert sorted(d.inputs["execution_id"] for d in standin.dispatches) == [f"e{n}" for n in range(8)]
+
+
+async def test_a_rejected_token_is_renewed_and_the_dispatch_retried(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    await dispatcher.dispatch(TARGET)
+    standin.set_faults(reject_token_times=1)  # revokes the cached token
+
+    await dispatcher.dispatch(TARGET)
+
+    assert len(standin.issued_tokens) == 2
+    assert len(standin.dispatches) == 2
+    assert calls(standin, DISPATCH_PATH) == [204, 401, 204]
+
+
+async def test_a_token_rejected_twice_is_a_refusal(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(reject_token_times=10)
+
+    with pytest.raises(DispatchRefusedError) as refused:
+        await dispatcher.dispatch(TARGET)
+
+    assert refused.value.status == 401
+    assert calls(standin, TOKEN_PATH) == [201, 201]
+    assert standin.dispatches == []
+
+
+async def test_two_server_errors_then_success_dispatch_exactly_once(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(fail_times=2, fail_status=502)
+
+    await dispatcher.dispatch(TARGET)
+
+    assert calls(standin, DISPATCH_PATH) == [502, 502, 204]
+    assert len(standin.dispatches) == 1
+
+
+async def test_server_errors_on_the_token_endpoint_are_retried(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(endpoint="access_tokens", fail_times=2)
+
+    await dispatcher.dispatch(TARGET)
+
+    assert calls(standin, TOKEN_PATH) == [500, 500, 201]
+    assert len(standin.dispatches) == 1
+
+
+async def test_a_rate_limit_is_waited_out_as_retry_after_asks(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(fail_times=1, fail_status=429, retry_after=0.4)
+    started = time.monotonic()
+
+    await dispatcher.dispatch(TARGET)
+
+    assert time.monotonic() - started >= 0.4
+    assert calls(standin, DISPATCH_PATH) == [429, 204]
+
+
+async def test_a_retry_after_beyond_the_limit_is_unavailable_at_once(
+    standin: GithubStandin, keys: AppKeys
+) -> None:
+    standin.set_faults(fail_times=1, fail_status=429, retry_after=120)
+
+    async with dispatcher_for(standin.url, keys.private_pem, max_retry_after_seconds=5) as dispatcher:
+        with pytest.raises(DispatchUnavailableError) as unavailable:
+            await dispatcher.dispatch(TARGET)
+
+    assert unavailable.value.retry_after == 120
+    assert calls(standin, DISPATCH_PATH) == [429]
+
+
+async def test_a_hanging_request_times_out_and_is_retried(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(hang_times=1, hang_seconds=10)
+    started = time.monotonic()
+
+    await dispatcher.dispatch(TARGET)
+
+    assert time.monotonic() - started < 3  # gave up on the hanging request, did not wait 10s
+    assert len(standin.dispatches) == 1
+    assert len([r for r in standin.requests if r.path == DISPATCH_PATH and r.status == 204]) == 1
+
+
+async def test_a_422_is_refused_at_once_without_retries(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(refuse_repos=["execution-service"])
+
+    with pytest.raises(DispatchRefusedError) as refused:
+        await dispatcher.dispatch(TARGET)
+
+    assert refused.value.status == 422
+    assert "workflow_dispatch" in refused.value.reason
+    assert calls(standin, DISPATCH_PATH) == [422]
+    assert standin.dispatches == []
+
+
+async def test_an_owner_outside_the_installation_is_refused(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    with pytest.raises(DispatchRefusedError) as refused:
+        await dispatcher.dispatch(replace(TARGET, owner="someone-else"))
+
+    assert refused.value.status == 404
+    assert standin.dispatches == []
+
+
+async def test_persistent_server_errors_are_unavailable_after_max_attempts(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(fail_times=100)
+
+    with pytest.raises(DispatchUnavailableError, match=f"after {MAX_ATTEMPTS} attempts"):
+        await dispatcher.dispatch(TARGET)
+
+    assert calls(standin, DISPATCH_PATH) == [500] * MAX_ATTEMPTS
+    assert standin.dispatches == []
+
+
+async def test_an_unreachable_api_is_unavailable(keys: AppKeys) -> None:
+    async with running_github_standin(APP_ID, keys.public_pem) as gone:
+        url = gone.url
+    async with dispatcher_for(url, keys.private_pem, max_attempts=2) as dispatcher:
+        with pytest.raises(DispatchUnavailableError, match="after 2 attempts"):
+            await dispatcher.dispatch(TARGET)
+
+
+async def test_a_key_other_than_the_apps_is_refused(standin: GithubStandin, other_keys: AppKeys) -> None:
+    async with dispatcher_for(standin.url, other_keys.private_pem) as impostor:
+        with pytest.raises(DispatchRefusedError) as refused:
+            await impostor.dispatch(TARGET)
+
+    assert refused.value.status == 401
+    assert calls(standin, TOKEN_PATH) == [401]
+
+
+async def test_an_unstarted_dispatcher_says_so(keys: AppKeys) -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        await dispatcher_for("http://127.0.0.1:9", keys.private_pem).dispatch(TARGET)
+
+
+# The stand-in itself: it must refuse what GitHub refuses, or the tests above prove nothing.
+
+
+async def _post(url: str, bearer: str, body: Any = None) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers={"Authorization": f"Bearer {bearer}"}) as response,
+    ):
+        return response.status
+
+
+def _app_jwt(private_pem: str, **claims: Any) -> str:
+    now = int(time.time())
+    return jwt.encode({"iat": now - 60, "exp": now + 540, "iss": APP_ID, **claims}, private_pem, "RS256")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"iss": "999"}, {"exp": int(time.time()) + 700}, {"exp": int(time.time()) - 5}],
+    ids=["other-app", "exp-too-far", "expired"],
+)
+async def test_the_standin_refuses_a_bad_app_jwt(
+    standin: GithubStandin, keys: AppKeys, other_keys: AppKeys, claims: dict[str, Any]
+) -> None:
+    assert await _post(standin.url + TOKEN_PATH, _app_jwt(keys.private_pem)) == 201
+    assert await _post(standin.url + TOKEN_PATH, _app_jwt(keys.private_pem, **claims)) == 401
+    assert await _post(standin.url + TOKEN_PATH, _app_jwt(other_keys.private_pem)) == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ref": "main", "inputs": {f"k{n}": "v" for n in range(11)}},
+        {"ref": "main", "inputs": {"count": 3}},
+        {"ref": "", "inputs": {}},
+        {"inputs": {}},
+        {"ref": "main", "extra": 1},
+        ["main"],
+    ],
+    ids=["11-inputs", "not-text", "empty-ref", "no-ref", "unknown-key", "not-object"],
+)
+async def test_the_standin_refuses_a_bad_dispatch(standin: GithubStandin, keys: AppKeys, body: Any) -> None:
+    async with dispatcher_for(standin.url, keys.private_pem) as dispatcher:
+        await dispatcher.dispatch(TARGET)  # takes a valid installation token
+    token = standin.issued_tokens[0].token
+
+    assert await _post(standin.url + DISPATCH_PATH, token, body) == 422
+    assert await _post(standin.url + DISPATCH_PATH, "ghs_unknown", {"ref": "main"}) == 401
+    assert await _post(standin.url + DISPATCH_PATH, token, {"ref": "main"}) == 204
+    assert len(standin.dispatches) == 2
+
+
+async def test_the_standin_runs_as_a_process_with_a_control_api(keys: AppKeys, tmp_path: Path) -> None:
+    key_file = tmp_path / "app.pub.pem"
+    key_file.write_text(keys.public_pem)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "tests.support.github_standin", "--port", "0", "--app-id", APP_ID),
+        *("--public-key-file", str(key_file)),
+        cwd=project_root(),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        ready = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().split()
+        assert ready[0] == "ready"
+        url = ready[1]
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url + "/_control/faults", json={"fail_times": 1}) as response:
+                assert (await response.json())["fail_times"] == 1
+            async with dispatcher_for(url, keys.private_pem) as dispatcher:
+                await dispatcher.dispatch(TARGET)
+            async with session.get(url + "/_control/dispatches") as response:
+                recorded = await response.json()
+            async with session.get(url + "/_control/requests") as response:
+                statuses = [r["status"] for r in await response.json() if r["path"] == DISPATCH_PATH]
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
+
+    assert [(d["repo"], d["ref"], d["inputs"]) for d in recorded] == [(TARGET.repo, "main", TARGET.inputs)]
+    assert statuses == [500, 204]
+
+
+async def test_a_private_key_with_escaped_newlines_is_accepted(standin: GithubStandin, keys: AppKeys) -> None:
+    escaped = keys.private_pem.strip().replace("\n", "\\n")  # as an environment variable may hold it
+
+    async with dispatcher_for(standin.url, escaped) as dispatcher:
+        await dispatcher.dispatch(TARGET)
+
+    assert len(standin.dispatches) == 1

@@ -1,0 +1,371 @@
+"""A local stand-in for the part of GitHub's REST API a GitHub App uses to dispatch workflows.
+
+It checks requests as GitHub does: the app JWT (RS256 with the app's public key, `iss` the app id,
+`exp` in the future and at most ten minutes ahead), installation tokens it issued itself (random,
+an hour long, remembered per installation), and the dispatch body (`ref` a string, `inputs` at most
+ten strings). Each accepted dispatch is recorded. Faults are programmable, in process through
+`set_faults` or from outside through `POST /_control/faults`; `GET /_control/dispatches` lists the
+dispatches.
+
+Run alone: `python -m tests.support.github_standin --port P --app-id ID --public-key-file F`
+prints `ready http://127.0.0.1:P` once it listens, and stops on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import jwt
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MAX_JWT_LIFETIME_SECONDS = 600
+MAX_INPUTS = 10
+BAD_JWT = "A JSON web token could not be decoded"
+NOT_DISPATCHABLE = "Workflow does not have 'workflow_dispatch' trigger"
+
+
+class Faults(BaseModel):
+    """What the stand-in does wrong, in this order, to requests on `endpoint`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: Literal["dispatches", "access_tokens", "any"] = "dispatches"
+    hang_times: int = Field(default=0, ge=0)  # wait hang_seconds, then answer 504 unprocessed
+    hang_seconds: float = Field(default=0.0, ge=0)
+    fail_times: int = Field(default=0, ge=0)  # answer fail_status unprocessed
+    fail_status: int = Field(default=500, ge=400, le=599)
+    retry_after: float | None = None  # sent with fail_status as Retry-After
+    reject_token_times: int = Field(default=0, ge=0)  # 401 to a valid token, which is revoked
+    refuse_repos: list[str] = Field(default_factory=list)  # "repo" or "owner/repo": 422
+
+
+@dataclass(frozen=True)
+class RecordedDispatch:
+    installation_id: str
+    owner: str
+    repo: str
+    workflow: str
+    ref: str
+    inputs: dict[str, str]
+    at: datetime
+    accept: str | None
+    api_version: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    status: int
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    installation_id: str
+    expires_at: float
+
+
+class _RefusedError(Exception):
+    """An error answer GitHub would give; the middleware turns it into the response."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+@dataclass
+class _State:
+    faults: Faults = field(default_factory=Faults)
+    dispatches: list[RecordedDispatch] = field(default_factory=list)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    issued: list[IssuedToken] = field(default_factory=list)
+    live: dict[str, IssuedToken] = field(default_factory=dict)
+
+
+class GithubStandin:
+    def __init__(
+        self,
+        app_id: str,
+        public_key_pem: str,
+        *,
+        installations: Mapping[str, str] | None = None,
+        token_lifetime_seconds: float = 3600.0,
+    ) -> None:
+        """`installations` maps installation ids to the account they cover; None accepts any."""
+        self.app_id = app_id
+        self.url = ""
+        public_key = load_pem_public_key(public_key_pem.encode())
+        if not isinstance(public_key, RSAPublicKey):
+            raise TypeError("a GitHub App's public key is an RSA key")
+        self._public_key = public_key
+        self._installations = dict(installations) if installations is not None else None
+        self._token_lifetime = token_lifetime_seconds
+        self._state = _State()
+
+    @property
+    def dispatches(self) -> list[RecordedDispatch]:
+        return list(self._state.dispatches)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return list(self._state.requests)
+
+    @property
+    def issued_tokens(self) -> list[IssuedToken]:
+        return list(self._state.issued)
+
+    @property
+    def faults(self) -> Faults:
+        return self._state.faults
+
+    def set_faults(self, **fields: Any) -> Faults:
+        """Replace every fault at once; no argument clears them."""
+        self._state.faults = Faults.model_validate(fields)
+        return self._state.faults
+
+    def reset(self) -> None:
+        self._state = _State()
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_post("/app/installations/{installation_id}/access_tokens", self._access_tokens)
+        app.router.add_post("/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", self._dispatch)
+        app.router.add_get("/_control/dispatches", self._control_dispatches)
+        app.router.add_get("/_control/requests", self._control_requests)
+        app.router.add_get("/_control/faults", self._control_faults)
+        app.router.add_post("/_control/faults", self._control_faults)
+        app.router.add_post("/_control/reset", self._control_reset)
+        return app
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except _RefusedError as refused:
+            response = _error(refused.status, refused.message, refused.headers)
+        if not request.path.startswith("/_control/"):
+            self._state.requests.append(RecordedRequest(request.method, request.path, response.status))
+        return response
+
+    async def _access_tokens(self, request: web.Request) -> web.Response:
+        await self._fault("access_tokens")
+        self._check_app_jwt(request.headers.get("Authorization", ""))
+        installation_id = request.match_info["installation_id"]
+        if self._installations is not None and installation_id not in self._installations:
+            raise _RefusedError(404, "Not Found")
+        issued = IssuedToken(
+            "ghs_" + secrets.token_urlsafe(27), installation_id, time.time() + self._token_lifetime
+        )
+        self._state.issued.append(issued)
+        self._state.live[issued.token] = issued
+        expires_at = datetime.fromtimestamp(issued.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"token": issued.token, "expires_at": expires_at, "permissions": {"actions": "write"}}
+        return web.json_response(body, status=201)
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        await self._fault("dispatches")
+        token = self._installation_token(request.headers.get("Authorization", ""))
+        faults = self._state.faults
+        if faults.reject_token_times > 0:
+            faults.reject_token_times -= 1
+            del self._state.live[token.token]
+            raise _RefusedError(401, "Bad credentials")
+        owner, repo, workflow = (request.match_info[name] for name in ("owner", "repo", "workflow"))
+        if self._installations is not None and self._installations[token.installation_id] != owner:
+            raise _RefusedError(404, "Not Found")
+        body = _check_body(await _json_body(request))
+        if repo in faults.refuse_repos or f"{owner}/{repo}" in faults.refuse_repos:
+            raise _RefusedError(422, NOT_DISPATCHABLE)
+        self._state.dispatches.append(
+            RecordedDispatch(
+                installation_id=token.installation_id,
+                owner=owner,
+                repo=repo,
+                workflow=workflow,
+                ref=body["ref"],
+                inputs=dict(body.get("inputs", {})),
+                at=datetime.now(UTC),
+                accept=request.headers.get("Accept"),
+                api_version=request.headers.get("X-GitHub-Api-Version"),
+            )
+        )
+        return web.Response(status=204)
+
+    async def _fault(self, endpoint: str) -> None:
+        """Answer as the programmed fault says, before the request is processed."""
+        faults = self._state.faults
+        if faults.endpoint not in (endpoint, "any"):
+            return
+        if faults.hang_times > 0:
+            faults.hang_times -= 1
+            await asyncio.sleep(faults.hang_seconds)
+            raise _RefusedError(504, "We couldn't respond to your request in time.")
+        if faults.fail_times > 0:
+            faults.fail_times -= 1
+            headers = {"Retry-After": f"{faults.retry_after:g}"} if faults.retry_after is not None else {}
+            raise _RefusedError(faults.fail_status, "Server Error", headers)
+
+    def _check_app_jwt(self, authorization: str) -> None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise _RefusedError(401, BAD_JWT)
+        try:
+            claims = jwt.decode(
+                token, self._public_key, algorithms=["RS256"], options={"require": ["exp", "iat", "iss"]}
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise _RefusedError(401, "'Expiration time' claim ('exp') must be in the future") from error
+        except jwt.ImmatureSignatureError as error:
+            raise _RefusedError(401, "'Issued at' claim ('iat') must be a time in the past") from error
+        except jwt.InvalidTokenError as error:
+            raise _RefusedError(401, BAD_JWT) from error
+        if str(claims["iss"]) != self.app_id:
+            raise _RefusedError(401, "Integration not found: 'iss' does not name this app")
+        if claims["exp"] > time.time() + MAX_JWT_LIFETIME_SECONDS:
+            raise _RefusedError(401, "'Expiration time' claim ('exp') is too far in the future")
+
+    def _installation_token(self, authorization: str) -> IssuedToken:
+        scheme, _, value = authorization.partition(" ")
+        issued = self._state.live.get(value) if scheme.lower() in ("bearer", "token") else None
+        if issued is None or issued.expires_at <= time.time():
+            raise _RefusedError(401, "Bad credentials")
+        return issued
+
+    async def _control_dispatches(self, request: web.Request) -> web.Response:
+        return web.json_response([dispatch.as_json() for dispatch in self._state.dispatches])
+
+    async def _control_requests(self, request: web.Request) -> web.Response:
+        return web.json_response([asdict(recorded) for recorded in self._state.requests])
+
+    async def _control_faults(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                self.set_faults(**await request.json())
+            except (ValueError, TypeError, ValidationError) as error:
+                return _error(400, str(error))
+        return web.json_response(self._state.faults.model_dump())
+
+    async def _control_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({})
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as error:
+        raise _RefusedError(400, "Problems parsing JSON") from error
+
+
+def _check_body(body: Any) -> dict[str, Any]:
+    """A dispatch body as GitHub accepts it: a non-empty `ref`, at most ten string `inputs`."""
+    if not isinstance(body, dict):
+        raise _RefusedError(422, "Invalid request. The body is not an object.")
+    unknown = sorted(set(body) - {"ref", "inputs"})
+    inputs = body.get("inputs", {})
+    problems = [
+        f"{unknown} are not permitted keys" if unknown else "",
+        "'ref' must be a non-empty string" if not isinstance(body.get("ref"), str) or not body["ref"] else "",
+        "'inputs' must be an object" if not isinstance(inputs, dict) else "",
+        f"at most {MAX_INPUTS} inputs are allowed"
+        if isinstance(inputs, dict) and len(inputs) > MAX_INPUTS
+        else "",
+        "every input must be a string"
+        if isinstance(inputs, dict) and not all(isinstance(value, str) for value in inputs.values())
+        else "",
+    ]
+    found = [problem for problem in problems if problem]
+    if found:
+        raise _RefusedError(422, "Invalid request. " + "; ".join(found) + ".")
+    return body
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    body = {"message": message, "documentation_url": "https://docs.github.com/rest"}
+    return web.json_response(body, status=status, headers=headers)
+
+
+@asynccontextmanager
+async def running_github_standin(
+    app_id: str,
+    public_key_pem: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    installations: Mapping[str, str] | None = None,
+    token_lifetime_seconds: float = 3600.0,
+) -> AsyncIterator[GithubStandin]:
+    """The stand-in serving on `host` (port 0: a free one) until the block ends."""
+    standin = GithubStandin(
+        app_id, public_key_pem, installations=installations, token_lifetime_seconds=token_lifetime_seconds
+    )
+    runner = web.AppRunner(
+        standin.application(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+    )
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    try:
+        await web.SockSite(runner, sock).start()
+        standin.url = f"http://{host}:{sock.getsockname()[1]}"
+        yield standin
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
+async def _serve(arguments: argparse.Namespace, public_key_pem: str) -> None:
+    installations = dict(item.split("=", 1) for item in arguments.installation) or None
+    async with running_github_standin(
+        arguments.app_id,
+        public_key_pem,
+        host=arguments.host,
+        port=arguments.port,
+        installations=installations,
+        token_lifetime_seconds=arguments.token_lifetime_seconds,
+    ) as standin:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        print(f"ready {standin.url}", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--app-id", required=True)
+    parser.add_argument("--public-key-file", required=True)
+    parser.add_argument("--installation", action="append", default=[], metavar="ID=OWNER")
+    parser.add_argument("--token-lifetime-seconds", type=float, default=3600.0)
+    arguments = parser.parse_args(argv)
+    asyncio.run(_serve(arguments, Path(arguments.public_key_file).read_text()))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
