@@ -110,7 +110,7 @@ class TopicReader:
             bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
         )
         await self._consumer.start()
-        cluster = await self._consumer._client.fetch_all_metadata()  # noqa: SLF001
+        cluster = await self._consumer._client.fetch_all_metadata()
         partitions = cluster.partitions_for_topic(self.topic) or set()
         assigned = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign(assigned)

@@ -1,0 +1,149 @@
+"""The pipeline as a user sees it: capacity per tenant, duplicates, bad input."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from execution_stream.domain.models import Execution, ExecutionStatus
+from tests.e2e.conftest import Pipeline
+from tests.support.ledger import asset_record, executions_of, slot_holders, trigger_record
+from tests.support.pipeline import TopicReader, as_json, produce
+
+A, B = "tenant-a", "tenant-b"
+
+
+def by_status(executions: list[Execution], tenant: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for execution in sorted(executions, key=lambda e: e.jit_event_id):
+        if execution.tenant_id == tenant:
+            found.setdefault(execution.status.value, []).append(execution.jit_event_id)
+    return found
+
+
+async def complete(pipeline: Pipeline, execution: Execution) -> None:
+    update = {
+        "tenant_id": execution.tenant_id,
+        "jit_event_id": execution.jit_event_id,
+        "execution_id": execution.execution_id,
+        "status": "completed",
+        "at": "2026-01-01T00:00:00",
+    }
+    await produce(
+        pipeline.settings, pipeline.settings.topic_execution_status, [(execution.tenant_id, as_json(update))]
+    )
+
+
+async def test_a_tenant_at_its_limit_waits_in_order_and_does_not_delay_another(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    await produce(
+        settings, settings.topic_assets, [asset_record(A, f"asset-{A}"), asset_record(B, f"asset-{B}")]
+    )
+    pipeline.start_worker(tenant_concurrency_limits={A: 2})
+    await produce(settings, settings.topic_trigger_execution, [trigger_record(A, n) for n in range(5)])
+    await produce(settings, settings.topic_trigger_execution, [trigger_record(B, n) for n in range(2)])
+
+    async def settled() -> dict[str, dict[str, list[str]]] | None:
+        stored = await executions_of(pipeline.repository, [A, B])
+        statuses = {tenant: by_status(stored, tenant) for tenant in (A, B)}
+        done = len(statuses[A].get("dispatched", [])) == 2 and len(statuses[B].get("dispatched", [])) == 2
+        return statuses if done and len(stored) == 7 else None
+
+    statuses = await pipeline.eventually(settled, "two of A's and both of B's dispatched")
+    assert statuses[A] == {"dispatched": ["event-0", "event-1"], "pending": ["event-2", "event-3", "event-4"]}
+    assert statuses[B] == {"dispatched": ["event-0", "event-1"]}
+
+    first = next(e for e in await executions_of(pipeline.repository, [A]) if e.jit_event_id == "event-0")
+    await complete(pipeline, first)
+
+    async def oldest_pending_dispatched() -> dict[str, list[str]] | None:
+        now = by_status(await executions_of(pipeline.repository, [A]), A)
+        return now if now.get("dispatched") == ["event-1", "event-2"] else None
+
+    assert await pipeline.eventually(oldest_pending_dispatched, "the oldest pending of A dispatched") == {
+        "completed": ["event-0"],
+        "dispatched": ["event-1", "event-2"],
+        "pending": ["event-3", "event-4"],
+    }
+    assert (await slot_holders(settings))[A] == {"jit_runner": 2}
+
+
+async def test_a_trigger_delivered_three_times_is_one_execution_one_job_one_slot(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    await produce(settings, settings.topic_assets, [asset_record(A, f"asset-{A}")])
+    pipeline.start_worker(tenant_concurrency_limits={A: 1})
+    await produce(
+        settings, settings.topic_trigger_execution, [trigger_record(A, 0)] * 3 + [trigger_record(A, 1)]
+    )
+    jobs = TopicReader(settings, settings.topic_runner_jobs)
+    await jobs.start()
+    try:
+
+        async def both_stored() -> list[Execution] | None:
+            stored = await executions_of(pipeline.repository, [A])
+            return (
+                stored
+                if len(stored) == 2 and any(e.status is ExecutionStatus.DISPATCHED for e in stored)
+                else None
+            )
+
+        await pipeline.eventually(both_stored, "the two executions stored, one dispatched")
+        await jobs.wait_for(lambda r: len(r.records) >= 1, 30, "a job on runner-jobs")
+        for _ in range(10):
+            await jobs.poll()
+    finally:
+        await jobs.stop()
+
+    assert by_status(await executions_of(pipeline.repository, [A]), A) == {
+        "dispatched": ["event-0"],
+        "pending": ["event-1"],
+    }
+    assert [job["jit_event_id"] for job in jobs.values()] == ["event-0"]
+    assert (await slot_holders(settings))[A] == {"jit_runner": 1}
+
+
+async def test_bad_records_go_to_the_dead_letter_topic_and_the_good_ones_flow(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    await produce(settings, settings.topic_assets, [asset_record(A, f"asset-{A}")])
+    pipeline.github.set_faults(refuse_repos=["refused-repo"])
+    pipeline.start_worker(asset_wait_seconds=2.0)
+    missing_tenant = trigger_record(A, 2)[1].replace(b'"tenant_id": "tenant-a", ', b"")
+    refused = trigger_record(
+        A,
+        4,
+        runner="github_actions",
+        additional_attributes={
+            "owner": "acme",
+            "original_repository": "refused-repo",
+            "installation_id": "7",
+        },
+    )
+    unknown_asset = trigger_record(A, 3, asset_id="asset-nobody-knows")
+    await produce(
+        settings,
+        settings.topic_trigger_execution,
+        [(A, b"\x00\xffnot json"), (A, missing_tenant), unknown_asset, refused, trigger_record(A, 5)],
+    )
+    dlq = TopicReader(settings, settings.topic_execution_dlq)
+    await dlq.start()
+    try:
+        await dlq.wait_for(lambda r: len(r.records) >= 4, 60, "four dead letters")
+    finally:
+        await dlq.stop()
+
+    reasons = Counter(dlq.headers_of(record)["dlq.reason"] for record in dlq.records)
+    assert reasons == Counter(["not_json", "invalid", "asset_not_found", "dispatch_refused"])
+    invalid = next(r for r in dlq.records if dlq.headers_of(r)["dlq.reason"] == "invalid")
+    assert "tenant_id" in dlq.headers_of(invalid)["dlq.message"]
+    assert invalid.value == missing_tenant
+    assert dlq.headers_of(invalid)["dlq.topic"] == settings.topic_trigger_execution
+
+    async def good_dispatched_and_refused_failed() -> dict[str, list[str]] | None:
+        now = by_status(await executions_of(pipeline.repository, [A]), A)
+        return now if now == {"dispatched": ["event-5"], "failed": ["event-4"]} else None
+
+    await pipeline.eventually(good_dispatched_and_refused_failed, "the good trigger dispatched")
+    failed = next(e for e in await executions_of(pipeline.repository, [A]) if e.jit_event_id == "event-4")
+    assert failed.error is not None
+    assert "422" in failed.error
+    assert pipeline.workers[0].process is not None
+    assert pipeline.workers[0].process.poll() is None

@@ -1,0 +1,107 @@
+"""Accounting for every trigger after a run: executions stored, jobs dispatched, slots held."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository
+from execution_stream.domain.allocation import TenantAllocation, in_use
+from execution_stream.domain.models import Asset, Execution, ExecutionStatus
+from execution_stream.domain.ports import ExecutionQuery
+from execution_stream.settings import Settings
+from tests.factories import asset, trigger_event
+from tests.support.pipeline import TopicReader, as_json
+
+HOLDING = {ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING}
+
+
+def asset_record(tenant: str, asset_id: str) -> tuple[str, bytes]:
+    document: Asset = asset(tenant, asset_id)
+    return asset_id, as_json(document.model_dump(mode="json"))
+
+
+def trigger_record(
+    tenant: str, number: int, runner: str = "jit_runner", asset_id: str | None = None, **overrides: Any
+) -> tuple[str, bytes]:
+    asset_id = asset_id or f"asset-{tenant}"
+    event = trigger_event(tenant, f"event-{number}", asset_id, job_runner=runner, **overrides)
+    return tenant, as_json(event.model_dump(mode="json"))
+
+
+async def executions_of(repository: DynamoDBExecutionRepository, tenants: Iterable[str]) -> list[Execution]:
+    found: list[Execution] = []
+    for tenant in tenants:
+        query = ExecutionQuery(tenant, limit=100)
+        while True:
+            page = await repository.list(query)
+            found.extend(page.items)
+            if page.next_key is None:
+                break
+            query = ExecutionQuery(tenant, limit=100, start_after=page.next_key)
+    return found
+
+
+async def slot_holders(settings: Settings) -> dict[str, dict[str, int]]:
+    """Slots in use per tenant and runner, as the allocate agent's table last stored them."""
+    changelog = TopicReader(settings, f"{settings.consumer_group}-allocations-changelog")
+    await changelog.start()
+    try:
+        for _ in range(10):
+            await changelog.poll()
+    finally:
+        await changelog.stop()
+    latest: dict[str, Any] = {}
+    for record in changelog.records:
+        latest[json.loads(record.key)] = json.loads(record.value) if record.value else None
+    holders = {}
+    for tenant, stored in latest.items():
+        if stored is not None:
+            state = TenantAllocation.from_json(stored)
+            holders[tenant] = {runner: in_use(state, runner) for runner in state.runners}
+    return holders
+
+
+@dataclass(frozen=True)
+class Ledger:
+    sent: int
+    executions: int
+    distinct_executions: int
+    dispatched_jobs: int
+    distinct_dispatched: int
+    statuses: Counter[str]
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.distinct_executions
+
+    @property
+    def duplicated(self) -> int:
+        return self.executions - self.distinct_executions
+
+    def line(self) -> str:
+        return (
+            f"sent={self.sent} executions={self.executions} lost={self.lost} "
+            f"duplicated={self.duplicated} jobs={self.dispatched_jobs} "
+            f"distinct_jobs={self.distinct_dispatched} statuses={dict(self.statuses)}"
+        )
+
+
+def ledger_of(sent: int, executions: list[Execution], jobs: list[dict[str, Any]]) -> Ledger:
+    job_ids = [job["execution_id"] for job in jobs]
+    return Ledger(
+        sent=sent,
+        executions=len(executions),
+        distinct_executions=len({e.execution_id for e in executions}),
+        dispatched_jobs=len(job_ids),
+        distinct_dispatched=len(set(job_ids)),
+        statuses=Counter(e.status.value for e in executions),
+    )
+
+
+def holding_per_tenant(executions: Iterable[Execution]) -> dict[str, int]:
+    held: Counter[str] = Counter(e.tenant_id for e in executions if e.status in HOLDING)
+    return dict(held)
