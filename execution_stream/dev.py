@@ -1,7 +1,8 @@
 """`execution-stream dev`: the whole service on a local stack, until Ctrl-C or SIGTERM.
 
 Once everything it started is ready it prints one line on standard output, a contract for scripts:
-`ready {"kafka": "127.0.0.1:PORT", "dynamodb": "http://127.0.0.1:PORT", "api": "http://127.0.0.1:PORT"}`.
+`ready {"kafka": "127.0.0.1:PORT", "dynamodb": "http://127.0.0.1:PORT", "api": "http://127.0.0.1:PORT"}`,
+printed once the API answers and the worker's consumer group is stable.
 Everything else (progress, the services' logs) goes to standard error.
 """
 
@@ -22,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 
 import jwt
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from execution_stream.localstack import processes
 from execution_stream.localstack.stack import local_stack
@@ -86,6 +89,10 @@ def _start_services(settings: Settings) -> dict[str, subprocess.Popen[bytes]]:
             [sys.executable, "-m", "execution_stream", "api"], environment
         )
         _wait_for_http(f"http://{settings.api_host}:{settings.api_port}/healthz", services["api"])
+        services["worker"] = processes.spawn_attached(
+            [sys.executable, "-m", "execution_stream", "worker"], environment
+        )
+        asyncio.run(_wait_for_consumer_group(settings, services["worker"]))
     except BaseException:
         for process in services.values():
             processes.stop(process, grace_seconds=10)
@@ -104,6 +111,35 @@ def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
     raise processes.StackError(f"{url} did not answer within {SERVICE_START_SECONDS:.0f}s")
+
+
+async def _wait_for_consumer_group(settings: Settings, worker: subprocess.Popen[bytes]) -> None:
+    """The worker is ready once its consumer group is stable with partitions assigned."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + SERVICE_START_SECONDS
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise processes.StackError(f"the worker exited with code {worker.returncode} while starting")
+            if await _group_is_stable(admin, settings.consumer_group):
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+    raise processes.StackError(
+        f"the worker's group did not become stable within {SERVICE_START_SECONDS:.0f}s"
+    )
+
+
+async def _group_is_stable(admin: AIOKafkaAdminClient, group_id: str) -> bool:
+    try:
+        described = await admin.describe_consumer_groups([group_id])
+    except KafkaError:  # no coordinator yet: the group is still forming
+        return False
+    groups = [group for response in described for group in response.groups]
+    # DescribeGroups rows: error_code, group, state, protocol_type, protocol, members, ...
+    return any(group[2] == "Stable" and group[5] for group in groups)
 
 
 def _supervise(services: dict[str, subprocess.Popen[bytes]], stop_requested: threading.Event) -> bool:

@@ -29,7 +29,6 @@ class Settings(BaseSettings):
     topic_execution_status: str = "execution-status"
     topic_execution_events: str = "execution-events"
     topic_execution_dlq: str = "execution-dlq"
-    topic_tenant_limits: str = "tenant-limits"
     topic_trigger_waiting: str = "trigger-waiting"
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=200, ge=1)
@@ -83,9 +82,8 @@ class Settings(BaseSettings):
             self.topic_execution_status,
             self.topic_execution_events,
             self.topic_execution_dlq,
-            self.topic_tenant_limits,
             self.topic_trigger_waiting,
         ]
 
     def compacted_topics(self) -> frozenset[str]:
-        return frozenset({self.topic_assets, self.topic_tenant_limits})
+        return frozenset({self.topic_assets})

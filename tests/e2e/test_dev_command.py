@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,11 +13,17 @@ import urllib.request
 from collections.abc import Iterator
 
 import boto3
+import jwt
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from execution_stream.settings import Settings
+from tests.support.ledger import asset_record, trigger_record
+from tests.support.pipeline import eventually, produce
+
 READY_TIMEOUT_SECONDS = 120
+JWT_SECRET = "dev-command-test-secret"
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +33,7 @@ def dev_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
         for name, value in os.environ.items()
         if name not in {"EXECUTION_STREAM_KAFKA_BOOTSTRAP_SERVERS", "EXECUTION_STREAM_DYNAMODB_ENDPOINT_URL"}
     }
+    environment["EXECUTION_STREAM_JWT_SECRET"] = JWT_SECRET
     process = subprocess.Popen(
         [sys.executable, "-m", "execution_stream", "dev"],
         stdout=subprocess.PIPE,
@@ -85,12 +93,38 @@ def test_the_table_and_the_api_answer(dev_process: tuple[subprocess.Popen[str], 
         assert response.status == 200
 
 
+async def test_a_trigger_becomes_an_execution_the_api_lists(
+    dev_process: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    endpoints = dev_process[1]
+    settings = Settings(kafka_bootstrap_servers=endpoints["kafka"])
+    await produce(settings, settings.topic_assets, [asset_record("dev-tenant", "asset-dev-tenant")])
+    await produce(settings, settings.topic_trigger_execution, [trigger_record("dev-tenant", 1)])
+    token = jwt.encode({"tenant_id": "dev-tenant", "exp": int(time.time()) + 600}, JWT_SECRET)
+
+    def list_dispatched() -> list[dict[str, object]]:
+        request = urllib.request.Request(
+            f"{endpoints['api']}/executions?status=dispatched", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            items: list[dict[str, object]] = json.loads(response.read())["data"]
+        return items
+
+    async def listed() -> list[dict[str, object]] | None:
+        return await asyncio.to_thread(list_dispatched) or None
+
+    items = await eventually(listed, 60, "the execution listed as dispatched")
+    assert [(item["tenant_id"], item["jit_event_id"], item["status"]) for item in items] == [
+        ("dev-tenant", "event-1", "dispatched")
+    ]
+
+
 def test_ctrl_c_stops_everything(dev_process: tuple[subprocess.Popen[str], dict[str, str]]) -> None:
     process = dev_process[0]
     children = psutil.Process(process.pid).children(recursive=True)
     started = {child.pid for child in children}
     assert any("java" in " ".join(child.cmdline()) for child in children)
-    assert len(started) >= 3
+    assert len(started) >= 4
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0

@@ -147,3 +147,44 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_good_ones_flow(pi
     assert "422" in failed.error
     assert pipeline.workers[0].process is not None
     assert pipeline.workers[0].process.poll() is None
+
+
+async def test_a_trigger_waits_for_its_asset_and_a_deleted_asset_is_forgotten(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    pipeline.start_worker(asset_wait_seconds=60.0)
+    await produce(settings, settings.topic_trigger_execution, [trigger_record(A, 0)])
+    await produce(settings, settings.topic_assets, [asset_record(A, f"asset-{A}")])
+
+    async def dispatched() -> dict[str, list[str]] | None:
+        now = by_status(await executions_of(pipeline.repository, [A]), A)
+        return now if now == {"dispatched": ["event-0"]} else None
+
+    await pipeline.eventually(dispatched, "the parked trigger dispatched once its asset came")
+
+    await produce(settings, settings.topic_assets, [(f"asset-{A}", None)])
+    await produce(settings, settings.topic_trigger_execution, [trigger_record(A, 1)])
+    await produce(settings, settings.topic_assets, [asset_record(B, f"asset-{B}")])
+    await produce(settings, settings.topic_trigger_execution, [trigger_record(B, 0)])
+
+    async def b_dispatched() -> bool:
+        return by_status(await executions_of(pipeline.repository, [B]), B) == {"dispatched": ["event-0"]}
+
+    await pipeline.eventually(b_dispatched, "a later trigger with a known asset dispatched")
+    assert by_status(await executions_of(pipeline.repository, [A]), A) == {"dispatched": ["event-0"]}
+
+
+async def test_a_job_that_never_reports_fails_with_timeout_and_frees_its_slot(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    await produce(settings, settings.topic_assets, [asset_record(A, f"asset-{A}")])
+    pipeline.start_worker(
+        tenant_concurrency_limits={A: 1}, job_timeout_seconds=3, watchdog_interval_seconds=0.5
+    )
+    await produce(settings, settings.topic_trigger_execution, [trigger_record(A, 0), trigger_record(A, 1)])
+
+    async def first_timed_out() -> dict[str, list[str]] | None:
+        now = by_status(await executions_of(pipeline.repository, [A]), A)
+        return now if now.get("failed") == ["event-0"] and now.get("dispatched") == ["event-1"] else None
+
+    await pipeline.eventually(first_timed_out, "the silent job failed and the next one dispatched")
+    failed = next(e for e in await executions_of(pipeline.repository, [A]) if e.jit_event_id == "event-0")
+    assert failed.error == "timeout"
