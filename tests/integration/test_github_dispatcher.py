@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -312,16 +312,17 @@ def _app_jwt(private_pem: str, **claims: Any) -> str:
     return jwt.encode({"iat": now - 60, "exp": now + 540, "iss": APP_ID, **claims}, private_pem, "RS256")
 
 
+# Claims are made when the test runs: an expiry computed at collection goes stale in a long run.
 @pytest.mark.parametrize(
-    "claims",
-    [{"iss": "999"}, {"exp": int(time.time()) + 700}, {"exp": int(time.time()) - 5}],
+    "make_claims",
+    [lambda: {"iss": "999"}, lambda: {"exp": int(time.time()) + 700}, lambda: {"exp": int(time.time()) - 5}],
     ids=["other-app", "exp-too-far", "expired"],
 )
 async def test_the_standin_refuses_a_bad_app_jwt(
-    standin: GithubStandin, keys: AppKeys, other_keys: AppKeys, claims: dict[str, Any]
+    standin: GithubStandin, keys: AppKeys, other_keys: AppKeys, make_claims: Callable[[], dict[str, Any]]
 ) -> None:
     assert await _post(standin.url + TOKEN_PATH, _app_jwt(keys.private_pem)) == 201
-    assert await _post(standin.url + TOKEN_PATH, _app_jwt(keys.private_pem, **claims)) == 401
+    assert await _post(standin.url + TOKEN_PATH, _app_jwt(keys.private_pem, **make_claims())) == 401
     assert await _post(standin.url + TOKEN_PATH, _app_jwt(other_keys.private_pem)) == 401
 
 

@@ -1,0 +1,5 @@
+"""The HTTP API: `GET /executions` for the web view, health, readiness and an OpenAPI document.
+
+`app.build_app(settings, repository)` builds the aiohttp application; `server.run_api(settings)`
+serves it (the `execution-stream api` command).
+"""

@@ -1,0 +1,33 @@
+"""The aiohttp application of the API, built from settings and a repository (no globals)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from execution_stream.api import handlers
+from execution_stream.api.auth import TokenVerifier
+from execution_stream.api.cursors import CursorCodec, cursor_key
+from execution_stream.api.middleware import json_errors
+from execution_stream.api.openapi import openapi_document
+from execution_stream.domain.ports import ExecutionRepository
+from execution_stream.settings import Settings
+
+# Every endpoint is a GET: a request body has no use here.
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+
+
+def build_app(settings: Settings, repository: ExecutionRepository) -> web.Application:
+    """Raises AuthConfigurationError or CursorConfigurationError when no key is configured."""
+    context = handlers.ApiContext(
+        repository=repository,
+        verifier=TokenVerifier.from_settings(settings),
+        cursors=CursorCodec(cursor_key(settings)),
+        openapi_json=handlers.encode_document(openapi_document()),
+    )
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_REQUEST_BODY_BYTES)
+    app[handlers.CONTEXT] = context
+    app.router.add_get("/executions", handlers.list_executions)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/openapi.json", handlers.openapi)
+    return app

@@ -1,0 +1,109 @@
+"""The request handlers: authenticate, validate, ask the repository once, shape the body."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from execution_stream.api.auth import TokenVerifier
+from execution_stream.api.cursors import CursorCodec
+from execution_stream.api.errors import SERVICE_UNAVAILABLE, UnauthorizedError, error_response
+from execution_stream.api.validation import parse_list_parameters
+from execution_stream.domain.item_codec import execution_to_item
+from execution_stream.domain.ports import ExecutionQuery, ExecutionRepository, RepositoryError
+
+logger = logging.getLogger("execution_stream.api")
+
+READINESS_TIMEOUT_SECONDS = 5.0
+
+
+def _request_key(name: str) -> Any:
+    # web.RequestKey where this aiohttp has it (recent 3.x); a str key on the older ones we allow.
+    request_key = getattr(web, "RequestKey", None)
+    return request_key(name, str) if request_key is not None else name
+
+
+# Where a request keeps its authenticated tenant (the access log reads it).
+TENANT_ID: Any = _request_key("tenant_id")
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    repository: ExecutionRepository
+    verifier: TokenVerifier
+    cursors: CursorCodec
+    openapi_json: bytes
+
+
+CONTEXT: web.AppKey[ApiContext] = web.AppKey("execution_stream_api")
+
+
+def authenticate(request: web.Request) -> str:
+    headers = request.headers.getall(hdrs.AUTHORIZATION, [])
+    if len(headers) > 1:
+        raise UnauthorizedError("more than one Authorization header")
+    tenant_id = request.app[CONTEXT].verifier.tenant_of(headers[0] if headers else None)
+    request[TENANT_ID] = tenant_id
+    return tenant_id
+
+
+async def list_executions(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    tenant_id = authenticate(request)
+    parameters = parse_list_parameters(request.query)
+    start = None
+    if parameters.after is not None:
+        start = context.cursors.decode(parameters.after, tenant_id, parameters.filter)
+    page = await context.repository.list(
+        ExecutionQuery(
+            tenant_id=tenant_id,
+            status=parameters.filter.status,
+            plan_item_slug=parameters.filter.plan_item_slug,
+            limit=parameters.limit,
+            start_after=start,
+        )
+    )
+    if any(execution.tenant_id != tenant_id for execution in page.items):
+        # Never show another tenant's data, whatever went wrong below us: fail loudly instead.
+        raise RuntimeError("the repository returned an execution of another tenant")
+    after = None
+    if page.next_key is not None:
+        after = context.cursors.encode(page.next_key, tenant_id, parameters.filter)
+    body: dict[str, Any] = {
+        "data": [execution_to_item(execution) for execution in page.items],
+        "metadata": {"count": len(page.items), "after": after},
+    }
+    return web.json_response(body)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    repository = request.app[CONTEXT].repository
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await repository.ping()
+    except TimeoutError:
+        reason = f"no answer within {READINESS_TIMEOUT_SECONDS:g}s"
+    except RepositoryError as error:
+        reason = str(error)
+    else:
+        return web.json_response({"status": "ok"})
+    # The reason names internals (endpoint, table): it goes to the log, not to the caller.
+    logger.warning(json.dumps({"event": "not_ready", "reason": reason}))
+    return error_response(SERVICE_UNAVAILABLE, "not_ready", "DynamoDB is not reachable")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[CONTEXT].openapi_json, content_type="application/json")
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, indent=2).encode()
