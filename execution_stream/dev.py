@@ -73,6 +73,8 @@ def _local_settings(settings: Settings, endpoints: dict[str, str]) -> Settings:
     }
     if "api_port" not in settings.model_fields_set:
         overrides["api_port"] = processes.free_loopback_port()
+    if "worker_web_port" not in settings.model_fields_set:
+        overrides["worker_web_port"] = processes.free_loopback_port()
     if settings.jwt_secret is None and settings.jwt_public_key is None:
         secret = secrets.token_urlsafe(32)
         overrides["jwt_secret"] = secret

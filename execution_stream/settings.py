@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     topic_execution_events: str = "execution-events"
     topic_execution_dlq: str = "execution-dlq"
     topic_trigger_waiting: str = "trigger-waiting"
+    worker_web_host: str = "127.0.0.1"
+    worker_web_port: int = Field(default=6066, ge=0, le=65535)
+    worker_data_dir: str | None = None
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=200, ge=1)
     batch_within_seconds: float = Field(default=0.05, gt=0)
@@ -54,6 +57,7 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=3600, ge=1)
     lease_window_seconds: int = Field(default=300, ge=1)
     watchdog_interval_seconds: float = Field(default=5.0, gt=0)
+    lag_metrics_interval_seconds: float = Field(default=15.0, gt=0)
     asset_wait_seconds: float = Field(default=300.0, ge=0)
     asset_wait_check_seconds: float = Field(default=1.0, gt=0)
 

@@ -7,6 +7,7 @@ from aiohttp import web
 from execution_stream.api import handlers
 from execution_stream.api.auth import TokenVerifier
 from execution_stream.api.cursors import CursorCodec, cursor_key
+from execution_stream.api.metrics import ApiMetrics
 from execution_stream.api.middleware import json_errors
 from execution_stream.api.openapi import openapi_document
 from execution_stream.domain.ports import ExecutionRepository
@@ -24,10 +25,15 @@ def build_app(settings: Settings, repository: ExecutionRepository) -> web.Applic
         cursors=CursorCodec(cursor_key(settings)),
         openapi_json=handlers.encode_document(openapi_document()),
     )
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_REQUEST_BODY_BYTES)
+    metrics = ApiMetrics()
+    # Outermost first: errors are turned into responses before they are counted.
+    app = web.Application(
+        middlewares=[metrics.middleware, json_errors], client_max_size=MAX_REQUEST_BODY_BYTES
+    )
     app[handlers.CONTEXT] = context
     app.router.add_get("/executions", handlers.list_executions)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/openapi.json", handlers.openapi)
+    app.router.add_get("/metrics", metrics.serve)
     return app

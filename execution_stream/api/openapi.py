@@ -202,6 +202,18 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {_JSON: {"schema": {}}}}},
             }
         },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics: requests and their latency per route and status",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus' text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
     }
 
 

@@ -216,6 +216,7 @@ class ExecutionEvent(BaseModel):
     has_findings: bool
     error: str | None
     at: str
+    created_at: str | None = None
 
     @classmethod
     def from_change(cls, execution: Execution, previous_status: ExecutionStatus | None) -> "ExecutionEvent":
@@ -230,4 +231,5 @@ class ExecutionEvent(BaseModel):
             has_findings=execution.has_findings,
             error=execution.error,
             at=execution.status_changed_at,
+            created_at=execution.created_at,
         )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from execution_stream.domain.enrichment import (
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey, ExecutionRepository, StatusChange
+from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.records import (
     DeadLetterReason,
@@ -48,6 +50,7 @@ class DispatchStep:
     status_topic: str
     timeout_seconds: int
     now: Callable[[], datetime]
+    observe_dispatch: Callable[[str, float], None] = field(default=lambda runner, seconds: None)
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         effects = Effects()
@@ -84,11 +87,13 @@ class DispatchStep:
         await self._mark(stored, StatusChange(ExecutionStatus.DISPATCHED, self.now()), effects)
 
     async def _send_to_runner(self, execution: Execution) -> None:
+        started = time.perf_counter()
         if execution.job_runner == GITHUB_ACTIONS:
             await self.github.dispatch(github_workflow_target(execution))
         else:
             job = build_dispatched_job(execution, self.status_topic, self.timeout_seconds, self.now())
             await self.runner_jobs.publish(job)
+        self.observe_dispatch(execution.job_runner, time.perf_counter() - started)
 
     async def _fail(
         self,
@@ -98,7 +103,8 @@ class DispatchStep:
         message: str,
         effects: Effects,
     ) -> None:
-        logger.warning("dispatch failed: %s", message, extra={"execution_id": execution.execution_id})
+        ids = job_fields(execution.tenant_id, execution.jit_event_id, execution.execution_id)
+        logger.warning("dispatch failed: %s", message, extra={**ids, "reason": reason.value})
         change = StatusChange(ExecutionStatus.FAILED, self.now(), error=f"{reason.value}: {message}")
         await self._mark(execution, change, effects)
         effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))

@@ -6,8 +6,8 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -20,6 +20,7 @@ from execution_stream.domain.ports import (
     StatusUpdateResult,
     UpdateOutcome,
 )
+from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.records import (
     AllocationRelease,
     DeadLetterReason,
@@ -39,17 +40,14 @@ def release_of(execution: Execution) -> AllocationRelease:
     )
 
 
-@dataclass
-class StatusCounts:
-    applied: int = 0
-    refused: int = 0
-    unknown: int = 0
+def _ignore(outcome: UpdateOutcome) -> None:
+    return None
 
 
 @dataclass
 class StatusStep:
     repository: ExecutionRepository
-    counts: StatusCounts = field(default_factory=StatusCounts)
+    count: Callable[[UpdateOutcome], None] = _ignore
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         effects = Effects()
@@ -87,20 +85,18 @@ class StatusStep:
     def _effects_of(
         self, update: ExecutionStatusUpdate, result: StatusUpdateResult, effects: Effects
     ) -> None:
-        ids = {"tenant_id": update.tenant_id, "execution_id": update.execution_id}
+        ids = job_fields(update.tenant_id, update.jit_event_id, update.execution_id)
+        self.count(result.outcome)
         if result.outcome is UpdateOutcome.NOT_FOUND:
-            self.counts.unknown += 1
             logger.warning("status update for an unknown execution", extra=ids)
             return
         execution = result.execution
         if execution is None:
             return
         if result.outcome is UpdateOutcome.APPLIED:
-            self.counts.applied += 1
             event = ExecutionEvent.from_change(execution, result.previous_status)
             effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
         else:
-            self.counts.refused += 1
             logger.warning(
                 "status transition refused",
                 extra={**ids, "from": result.previous_status, "to": update.status.value},

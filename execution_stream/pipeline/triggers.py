@@ -14,6 +14,7 @@ from execution_stream.domain.executions import AssetMismatchError, build_executi
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, TriggerEvent
 from execution_stream.domain.ports import CreateResult, ExecutionRepository, RepositoryError
 from execution_stream.domain.ports import RepositoryUnavailableError as Unavailable
+from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import AssetLookup
 from execution_stream.pipeline.records import (
     AllocationRequest,
@@ -128,6 +129,8 @@ class TriggerStep:
         except Unavailable:
             raise
         except RepositoryError as error:
-            logger.warning("the store refused execution %s: %s", item.execution.execution_id, error)
+            execution = item.execution
+            ids = job_fields(execution.tenant_id, execution.jit_event_id, execution.execution_id)
+            logger.warning("the store refused the execution: %s", error, extra=ids)
             effects.outgoing.append(dead_letter(item.source, DeadLetterReason.STORE_REFUSED, str(error)))
             return None

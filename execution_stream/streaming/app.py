@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
+from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import faust
 from pydantic import ValidationError
 
-from execution_stream.domain.allocation import LeaseWindows
+from execution_stream.domain import allocation
+from execution_stream.domain.allocation import LeaseWindows, TenantAllocation
+from execution_stream.domain.ports import UpdateOutcome
+from execution_stream.observability.metrics import WorkerMetrics
+from execution_stream.operations.lag import lag_report
+from execution_stream.operations.lag_status import StatusTracker
 from execution_stream.pipeline.allocating import AllocationStep
 from execution_stream.pipeline.dispatching import DispatchStep
 from execution_stream.pipeline.parking import ParkingStep
@@ -23,6 +31,7 @@ from execution_stream.pipeline.records import (
     Destination,
     Effects,
     ParkedTrigger,
+    SourceRecord,
     WakeUp,
     allocation_message,
     dead_letter,
@@ -45,7 +54,8 @@ from execution_stream.streaming.wiring import (
 logger = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings, resources: PipelineResources) -> faust.App:
+def build_app(settings: Settings, resources: PipelineResources, metrics: WorkerMetrics) -> faust.App:
+    datadir = settings.worker_data_dir or str(Path(tempfile.gettempdir()) / f"{settings.consumer_group}-data")
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
@@ -57,22 +67,14 @@ def build_app(settings: Settings, resources: PipelineResources) -> faust.App:
         broker_commit_interval=settings.commit_interval_seconds,
         producer_acks=-1,
         web_enabled=False,
+        datadir=datadir,
     )
-    topics = {destination: _topic(app, settings, destination) for destination in Destination}
-    topics_by_name = {
-        "trigger": app.topic(settings.topic_trigger_execution, key_serializer="raw", value_serializer="raw"),
-        "status": topics[Destination.STATUS],
-        "allocate": topics[Destination.ALLOCATE],
-        "enrich": topics[Destination.ENRICH],
-        "waiting": topics[Destination.WAITING],
-    }
-    sender = Sender(topics)
-    _wire(app, settings, resources, topics_by_name, sender)
+    PipelineApp(app, settings, resources, metrics).register()
     return app
 
 
-def _topic(app: faust.App, settings: Settings, destination: Destination) -> Any:
-    names = {
+def topic_name(settings: Settings, destination: Destination) -> str:
+    return {
         Destination.ALLOCATE: settings.topic_allocate_runner_resource,
         Destination.ENRICH: settings.topic_enrich_and_dispatch,
         Destination.RUNNER_JOBS: settings.topic_runner_jobs,
@@ -80,106 +82,145 @@ def _topic(app: faust.App, settings: Settings, destination: Destination) -> Any:
         Destination.STATUS: settings.topic_execution_status,
         Destination.WAITING: settings.topic_trigger_waiting,
         Destination.DLQ: settings.topic_execution_dlq,
-    }
-    return app.topic(names[destination], key_serializer="raw", value_serializer="raw")
+    }[destination]
 
 
-def _steps(settings: Settings, resources: PipelineResources, runner_jobs: Any) -> dict[str, Any]:
-    triggers = TriggerStep(resources.repository, resources.assets, utc_now)
-    windows = LeaseWindows(
-        size_seconds=settings.lease_window_seconds,
-        expires_seconds=max(settings.job_timeout_seconds, settings.lease_window_seconds),
-    )
-    return {
-        "triggers": triggers,
-        "parking": ParkingStep(triggers, settings.asset_wait_seconds, utc_now),
-        "allocation": AllocationStep(
-            windows, settings.default_concurrency_limit, settings.tenant_concurrency_limits, utc_now
-        ),
-        "dispatch": DispatchStep(
-            resources.repository,
-            resources.github,
-            TopicRunnerJobs(runner_jobs),
-            settings.topic_execution_status,
-            settings.job_timeout_seconds,
-            utc_now,
-        ),
-        "status": StatusStep(resources.repository),
-    }
+class PipelineApp:
+    """Registers the agents and timers on `app`; the steps are built once the resources are up."""
 
+    def __init__(
+        self, app: faust.App, settings: Settings, resources: PipelineResources, metrics: WorkerMetrics
+    ) -> None:
+        self.app, self.settings, self.resources, self.metrics = app, settings, resources, metrics
+        self.topics = {d: self._raw_topic(topic_name(settings, d)) for d in Destination}
+        self.sender = Sender(self.topics, metrics.observe_sent)
+        self.allocations = app.Table("allocations", partitions=settings.kafka_partitions)
+        self.parked = app.Table("parked-triggers", partitions=settings.kafka_partitions)
+        self.batching = Batching(settings.batch_size, settings.batch_within_seconds)
+        self.lag_tracker = StatusTracker()
+        self._steps: dict[str, Any] = {}
 
-def _wire(
-    app: faust.App,
-    settings: Settings,
-    resources: PipelineResources,
-    topics: dict[str, Any],
-    sender: Sender,
-) -> None:
-    allocations = app.Table("allocations", partitions=settings.kafka_partitions)
-    parked = app.Table("parked-triggers", partitions=settings.kafka_partitions)
-    steps: dict[str, Any] = {}
-    batch = Batching(settings.batch_size, settings.batch_within_seconds)
+    def register(self) -> None:
+        agent = self.app.agent
+        agent(self._raw_topic(self.settings.topic_trigger_execution), name="trigger_execution")(self.triggers)
+        agent(self.topics[Destination.ENRICH], name="enrich_and_dispatch")(self.enrich_and_dispatch)
+        agent(self.topics[Destination.STATUS], name="execution_status")(self.execution_status)
+        agent(self.topics[Destination.ALLOCATE], name="allocate")(self.allocate)
+        agent(self.topics[Destination.WAITING], name="parked_triggers")(self.parked_triggers)
+        timer = self.app.timer
+        timer(self.settings.asset_wait_check_seconds)(self.wake_parked_triggers)
+        timer(self.settings.watchdog_interval_seconds)(self.fail_overdue_executions)
+        timer(self.settings.watchdog_interval_seconds)(self.publish_pending_metrics)
+        timer(self.settings.lag_metrics_interval_seconds, on_leader=True)(self.publish_lag_metrics)
 
-    async def ready() -> dict[str, Any]:
-        await resources.ready.wait()
-        if not steps:
-            steps.update(_steps(settings, resources, sender.topic(Destination.RUNNER_JOBS)))
-        return steps
+    def _raw_topic(self, name: str) -> Any:
+        return self.app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    @app.agent(topics["trigger"], name="trigger_execution")
-    async def trigger_execution(stream: Any) -> None:
-        step = (await ready())["triggers"]
-        await process_batches(stream, step.handle, sender, "trigger_execution", batch)
+    async def step(self, name: str) -> Any:
+        await self.resources.ready.wait()
+        if not self._steps:
+            self._steps.update(self._build_steps())
+        return self._steps[name]
 
-    @app.agent(topics["enrich"], name="enrich_and_dispatch")
-    async def enrich_and_dispatch(stream: Any) -> None:
-        step = (await ready())["dispatch"]
-        await process_batches(stream, step.handle, sender, "enrich_and_dispatch", batch)
+    def _build_steps(self) -> dict[str, Any]:
+        settings, resources, metrics = self.settings, self.resources, self.metrics
+        triggers = TriggerStep(resources.repository, resources.assets, utc_now)
+        windows = LeaseWindows(
+            size_seconds=settings.lease_window_seconds,
+            expires_seconds=max(settings.job_timeout_seconds, settings.lease_window_seconds),
+        )
+        limits = (settings.default_concurrency_limit, settings.tenant_concurrency_limits)
+        return {
+            "triggers": triggers,
+            "parking": ParkingStep(triggers, settings.asset_wait_seconds, utc_now),
+            "allocation": AllocationStep(windows, *limits, utc_now),
+            "dispatch": DispatchStep(
+                resources.repository,
+                resources.github,
+                TopicRunnerJobs(self.topics[Destination.RUNNER_JOBS]),
+                settings.topic_execution_status,
+                settings.job_timeout_seconds,
+                utc_now,
+                lambda runner, seconds: metrics.dispatch_seconds.labels(runner).observe(seconds),
+            ),
+            "status": StatusStep(resources.repository, self._count_update),
+        }
 
-    @app.agent(topics["status"], name="execution_status")
-    async def execution_status(stream: Any) -> None:
-        step = (await ready())["status"]
-        await process_batches(stream, step.handle, sender, "execution_status", batch)
+    def _count_update(self, outcome: UpdateOutcome) -> None:
+        self.metrics.updates.labels(outcome.value).inc()
 
-    @app.agent(topics["allocate"], name="allocate")
-    async def allocate(stream: Any) -> None:
-        step = (await ready())["allocation"]
+    async def triggers(self, stream: Any) -> None:
+        step = await self.step("triggers")
+
+        async def handle(records: Sequence[SourceRecord]) -> Effects:
+            effects: Effects = await step.handle(records)
+            self.metrics.triggers.inc(len(records))
+            return effects
+
+        await process_batches(stream, handle, self.sender, "trigger_execution", self.batching)
+
+    async def enrich_and_dispatch(self, stream: Any) -> None:
+        step = await self.step("dispatch")
+        await process_batches(stream, step.handle, self.sender, "enrich_and_dispatch", self.batching)
+
+    async def execution_status(self, stream: Any) -> None:
+        step = await self.step("status")
+        await process_batches(stream, step.handle, self.sender, "execution_status", self.batching)
+
+    async def allocate(self, stream: Any) -> None:
+        step = await self.step("allocation")
         async for event in stream.events():
             message = _decode(allocation_message, event)
             if isinstance(message, Effects):
-                await sender.send_until_done(message, "allocate")
+                await self.sender.send_until_done(message, "allocate")
                 continue
             tenant = event.message.key.decode()
-            state, effects = step.handle(allocations.get(tenant), message)
-            await sender.send_until_done(effects, "allocate")
-            _store(allocations, tenant, state)
+            state, effects = step.handle(self.allocations.get(tenant), message)
+            # Sent before the state is stored: the table never runs ahead of what was sent.
+            await self.sender.send_until_done(effects, "allocate")
+            _store(self.allocations, tenant, state)
 
-    @app.agent(topics["waiting"], name="parked_triggers")
-    async def parked_triggers(stream: Any) -> None:
-        step = (await ready())["parking"]
+    async def parked_triggers(self, stream: Any) -> None:
+        step = await self.step("parking")
         async for event in stream.events():
             message = _decode(waiting_message, event)
             if isinstance(message, Effects):
-                await sender.send_until_done(message, "parked_triggers")
+                await self.sender.send_until_done(message, "parked_triggers")
                 continue
             tenant = message.tenant_id
-            waiting = [ParkedTrigger.model_validate(p) for p in parked.get(tenant) or []]
+            waiting = [ParkedTrigger.model_validate(p) for p in self.parked.get(tenant) or []]
             still, effects = await until_done(partial(step.handle, waiting, message), "parking")
-            await sender.send_until_done(effects, "parked_triggers")
-            _store(parked, tenant, [p.model_dump(mode="json") for p in still] or None)
+            await self.sender.send_until_done(effects, "parked_triggers")
+            _store(self.parked, tenant, [p.model_dump(mode="json") for p in still] or None)
 
-    @app.timer(settings.asset_wait_check_seconds)
-    async def wake_parked_triggers() -> None:
+    async def wake_parked_triggers(self) -> None:
         effects = Effects()
-        for tenant in list(parked.keys()):
+        for tenant in list(self.parked.keys()):
             effects.send(Destination.WAITING, tenant, encode(WakeUp(tenant_id=tenant)))
-        await sender.send(effects)
+        await self.sender.send(effects)
 
-    @app.timer(settings.watchdog_interval_seconds)
-    async def fail_overdue_executions() -> None:
-        step = (await ready())["allocation"]
-        for tenant, state in list(allocations.items()):
-            await sender.send(step.overdue(tenant, state, settings.job_timeout_seconds))
+    async def fail_overdue_executions(self) -> None:
+        step = await self.step("allocation")
+        for tenant, state in list(self.allocations.items()):
+            await self.sender.send(step.overdue(tenant, state, self.settings.job_timeout_seconds))
+
+    async def publish_pending_metrics(self) -> None:
+        now = utc_now().timestamp()
+        queued, oldest_age = {}, {}
+        for tenant, stored in list(self.allocations.items()):
+            state = TenantAllocation.from_json(stored)
+            queued[tenant] = sum(len(allocation.queued(state, runner)) for runner in state.runners)
+            oldest = allocation.oldest_queued_at(state)
+            oldest_age[tenant] = now - oldest if oldest is not None else 0.0
+        self.metrics.set_pending(queued, oldest_age)
+
+    async def publish_lag_metrics(self) -> None:
+        try:
+            report = await lag_report(self.settings, [self.settings.consumer_group], self.lag_tracker)
+        except Exception:
+            logger.warning("measuring the group's lag failed", exc_info=True)
+            return
+        self.metrics.set_lag(partition for group in report.groups for partition in group.partitions)
 
 
 def _decode(adapter: Any, event: Any) -> Any:

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 from execution_stream.domain.dispatch import DispatchUnavailableError
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.ports import RepositoryUnavailableError
-from execution_stream.pipeline.records import Destination, Effects, SourceRecord
+from execution_stream.pipeline.records import Destination, Effects, Outgoing, SourceRecord
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,8 +54,11 @@ async def until_done(operation: Callable[[], Awaitable[T]], what: str) -> T:
 class Sender:
     """Sends effects to the topics their destinations name and waits until the broker has them."""
 
-    def __init__(self, topics: Mapping[Destination, Any]) -> None:
+    def __init__(
+        self, topics: Mapping[Destination, Any], on_sent: Callable[[Sequence[Outgoing]], None]
+    ) -> None:
         self._topics = topics
+        self._on_sent = on_sent
 
     def topic(self, destination: Destination) -> Any:
         return self._topics[destination]
@@ -68,6 +71,7 @@ class Sender:
             pending.append(await topic.send(key=key, value=outgoing.value, headers=list(outgoing.headers)))
         if pending:
             await asyncio.gather(*pending)
+        self._on_sent(effects.outgoing)
 
     async def send_until_done(self, effects: Effects, what: str) -> None:
         await until_done(lambda: self.send(effects), what)

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from faust.worker import Worker
 
+from execution_stream.observability.logs import configure_logging
+from execution_stream.observability.metrics import WorkerMetrics
 from execution_stream.settings import Settings
 from execution_stream.streaming.app import build_app
 from execution_stream.streaming.resources import PipelineResources
+from execution_stream.streaming.web import WorkerWeb
 
 
 def run_worker(settings: Settings) -> int:
+    configure_logging(settings.log_level)
     resources = PipelineResources(settings)
-    app = build_app(settings, resources)
-    worker = Worker(app, resources, loglevel=settings.log_level.lower(), redirect_stdouts=False)
+    metrics = WorkerMetrics()
+    app = build_app(settings, resources, metrics)
+    web = WorkerWeb(settings.worker_web_host, settings.worker_web_port, resources, metrics)
+    worker = Worker(
+        app,
+        resources,
+        web,
+        loglevel=settings.log_level.lower(),
+        redirect_stdouts=False,
+        override_logging=False,
+        quiet=True,
+    )
     worker.execute_from_commandline()
     return 0

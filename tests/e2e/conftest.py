@@ -63,6 +63,7 @@ def pipeline_settings(isolated_settings: Settings, unique: str) -> Settings:
             "github_app_id": GITHUB_APP_ID,
             "asset_wait_seconds": 5.0,
             "asset_wait_check_seconds": 0.5,
+            "worker_web_port": 0,
         }
     )
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import urllib.request
 from pathlib import Path
 
 from execution_stream.domain.identity import derive_execution_id
 from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey
+from execution_stream.localstack.processes import free_loopback_port
 from tests.e2e.conftest import Pipeline
 from tests.support.pipeline import TopicReader, as_json, produce
 
@@ -48,7 +51,8 @@ async def test_the_seed_example_flows_from_trigger_to_completed(pipeline: Pipeli
     )
     key = ExecutionKey(tenant, event_id, execution_id)
     await produce(settings, settings.topic_assets, [(SEED_ASSET["asset_id"], as_json(SEED_ASSET))])
-    pipeline.start_worker()
+    web_port = free_loopback_port()
+    pipeline.start_worker(worker_web_port=web_port)
     trigger = {name: SEED_ITEM[name] for name in TRIGGER_FIELDS}
     await produce(settings, settings.topic_trigger_execution, [(tenant, as_json(trigger))])
 
@@ -99,4 +103,17 @@ async def test_the_seed_example_flows_from_trigger_to_completed(pipeline: Pipeli
         ("dispatched", "pending"),
         ("completed", "dispatched"),
     ]
+    metrics = await asyncio.to_thread(read_url, f"http://127.0.0.1:{web_port}/metrics")
+    for change in ("created", "dispatched", "completed"):
+        assert (
+            f'execution_stream_executions_total{{change="{change}",runner="github_actions"}} 1.0' in metrics
+        )
+    assert "execution_stream_triggers_consumed_total 1.0" in metrics
+    assert 'execution_stream_trigger_to_dispatch_seconds_count{runner="github_actions"} 1.0' in metrics
+    assert '"ready": true' in await asyncio.to_thread(read_url, f"http://127.0.0.1:{web_port}/healthz")
     assert pipeline.workers[0].stop() == 0
+
+
+def read_url(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())

@@ -1,0 +1,82 @@
+"""Metrics counted from what the pipeline publishes, bounded labels, and JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from prometheus_client import generate_latest
+
+from execution_stream.domain.executions import apply_status
+from execution_stream.domain.models import ExecutionEvent, ExecutionStatus
+from execution_stream.observability.logs import JsonFormatter, job_fields
+from execution_stream.observability.metrics import WorkerMetrics
+from execution_stream.pipeline.records import (
+    DeadLetterReason,
+    Destination,
+    Outgoing,
+    SourceRecord,
+    dead_letter,
+)
+from tests.factories import BASE_TIME, execution
+
+
+def test_events_and_dead_letters_become_counters() -> None:
+    metrics = WorkerMetrics()
+    created = execution()
+    dispatched = apply_status(created, ExecutionStatus.DISPATCHED, BASE_TIME.replace(minute=2))
+    source = SourceRecord("trigger-execution", 3, 17, b"tenant-a", b"garbage")
+    metrics.observe_sent(
+        [
+            Outgoing(
+                Destination.EVENTS,
+                "tenant-a",
+                ExecutionEvent.from_change(created, None).model_dump_json().encode(),
+            ),
+            Outgoing(
+                Destination.EVENTS,
+                "tenant-a",
+                ExecutionEvent.from_change(dispatched, ExecutionStatus.PENDING).model_dump_json().encode(),
+            ),
+            dead_letter(source, DeadLetterReason.NOT_JSON, "not JSON"),
+            Outgoing(Destination.ALLOCATE, "tenant-a", b"{}"),
+        ]
+    )
+    text = generate_latest(metrics.registry).decode()
+
+    assert 'execution_stream_executions_total{change="created",runner="github_actions"} 1.0' in text
+    assert 'execution_stream_executions_total{change="dispatched",runner="github_actions"} 1.0' in text
+    assert 'execution_stream_dead_letters_total{reason="not_json"} 1.0' in text
+    assert 'execution_stream_trigger_to_dispatch_seconds_sum{runner="github_actions"} 120.0' in text
+
+
+def test_pending_gauges_name_the_busiest_tenants_and_sum_the_rest() -> None:
+    metrics = WorkerMetrics(top_tenants=2)
+    metrics.set_pending({"a": 5, "b": 1, "c": 9, "d": 2}, {"a": 10.0, "b": 99.0, "c": 1.0, "d": 3.0})
+    text = generate_latest(metrics.registry).decode()
+
+    pending = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("execution_stream_pending_executions{")
+    }
+    assert pending == {
+        'execution_stream_pending_executions{tenant="c"}': 9.0,
+        'execution_stream_pending_executions{tenant="a"}': 5.0,
+        'execution_stream_pending_executions{tenant="other"}': 3.0,
+    }
+    assert 'execution_stream_oldest_pending_age_seconds{tenant="other"} 99.0' in text
+
+
+def test_a_log_line_is_json_with_the_job_ids() -> None:
+    record = logging.LogRecord(
+        "execution_stream.pipeline", logging.WARNING, "x.py", 1, "refused %s", ("now",), None
+    )
+    for name, value in job_fields("tenant-a", "event-1", "abc").items():
+        setattr(record, name, value)
+
+    line = json.loads(JsonFormatter().format(record))
+
+    assert line["message"] == "refused now"
+    assert (line["level"], line["logger"]) == ("warning", "execution_stream.pipeline")
+    assert (line["tenant_id"], line["jit_event_id"], line["execution_id"]) == ("tenant-a", "event-1", "abc")
