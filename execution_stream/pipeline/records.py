@@ -31,6 +31,7 @@ class DeadLetterReason(StrEnum):
     DISPATCH_REFUSED = "dispatch_refused"
     DISPATCH_TARGET_MISSING = "dispatch_target_missing"
     STORE_REFUSED = "store_refused"
+    PROCESSING_FAILED = "processing_failed"
 
 
 Headers = tuple[tuple[str, bytes], ...]

@@ -175,7 +175,11 @@ class PipelineApp:
                 await self.sender.send_until_done(message, "allocate")
                 continue
             tenant = event.message.key.decode()
-            state, effects = step.handle(self.allocations.get(tenant), message)
+            try:
+                state, effects = step.handle(self.allocations.get(tenant), message)
+            except Exception as error:
+                await self.sender.send_until_done(_failed(event, error, "allocate"), "allocate")
+                continue
             # Sent before the state is stored: the table never runs ahead of what was sent.
             await self.sender.send_until_done(effects, "allocate")
             _store(self.allocations, tenant, state)
@@ -189,7 +193,11 @@ class PipelineApp:
                 continue
             tenant = message.tenant_id
             waiting = [ParkedTrigger.model_validate(p) for p in self.parked.get(tenant) or []]
-            still, effects = await until_done(partial(step.handle, waiting, message), "parking")
+            try:
+                still, effects = await until_done(partial(step.handle, waiting, message), "parking")
+            except Exception as error:
+                await self.sender.send_until_done(_failed(event, error, "parked_triggers"), "parked_triggers")
+                continue
             await self.sender.send_until_done(effects, "parked_triggers")
             _store(self.parked, tenant, [p.model_dump(mode="json") for p in still] or None)
 
@@ -231,6 +239,16 @@ def _decode(adapter: Any, event: Any) -> Any:
         effects = Effects()
         effects.outgoing.append(dead_letter(source_record(event), DeadLetterReason.INVALID, str(error)))
         return effects
+
+
+def _failed(event: Any, error: Exception, what: str) -> Effects:
+    """A record no retry can process is dead-lettered, so that its partition goes on."""
+    logger.error("%s failed on a record; dead-lettered", what, exc_info=error)
+    effects = Effects()
+    effects.outgoing.append(
+        dead_letter(source_record(event), DeadLetterReason.PROCESSING_FAILED, repr(error))
+    )
+    return effects
 
 
 def _store(table: Any, key: str, value: Any) -> None:

@@ -11,19 +11,30 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from execution_stream.domain.dispatch import DispatchUnavailableError
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.ports import RepositoryUnavailableError
-from execution_stream.pipeline.records import Destination, Effects, Outgoing, SourceRecord
+from execution_stream.pipeline.records import (
+    DeadLetterReason,
+    Destination,
+    Effects,
+    Outgoing,
+    SourceRecord,
+    dead_letter,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Faults that heal: the agent waits and tries the same records again instead of dropping them.
 TRANSIENT_FAULTS = (RepositoryUnavailableError, DispatchUnavailableError, KafkaError, OSError)
+# Kafka errors that no retry heals.
+PERMANENT_KAFKA_ERRORS = (MessageSizeTooLargeError,)
 MAX_BACKOFF_SECONDS = 15.0
+# What is kept of a dead letter's value when the whole would exceed the broker's limit.
+DEAD_LETTER_KEEP_BYTES = 512 * 1024
 
 
 def source_record(event: Any) -> SourceRecord:
@@ -44,6 +55,8 @@ async def until_done(operation: Callable[[], Awaitable[T]], what: str) -> T:
     while True:
         try:
             return await operation()
+        except PERMANENT_KAFKA_ERRORS:
+            raise
         except TRANSIENT_FAULTS as fault:
             delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
             logger.warning("%s paused %.1fs: %s", what, delay, fault)
@@ -66,15 +79,29 @@ class Sender:
     async def send(self, effects: Effects) -> None:
         pending = []
         for outgoing in effects.outgoing:
-            topic = self._topics[outgoing.destination]
-            key = outgoing.key.encode() if outgoing.key is not None else None
-            pending.append(await topic.send(key=key, value=outgoing.value, headers=list(outgoing.headers)))
+            try:
+                pending.append(await self._send_one(outgoing))
+            except MessageSizeTooLargeError:
+                if outgoing.destination is not Destination.DLQ:
+                    raise
+                pending.append(await self._send_one(_truncated(outgoing)))
         if pending:
             await asyncio.gather(*pending)
         self._on_sent(effects.outgoing)
 
+    async def _send_one(self, outgoing: Outgoing) -> Any:
+        topic = self._topics[outgoing.destination]
+        key = outgoing.key.encode() if outgoing.key is not None else None
+        return await topic.send(key=key, value=outgoing.value, headers=list(outgoing.headers))
+
     async def send_until_done(self, effects: Effects, what: str) -> None:
         await until_done(lambda: self.send(effects), what)
+
+
+def _truncated(outgoing: Outgoing) -> Outgoing:
+    """A dead letter too large for the broker keeps its head, and says so."""
+    headers = (*outgoing.headers, ("dlq.truncated", str(len(outgoing.value)).encode()))
+    return Outgoing(outgoing.destination, outgoing.key, outgoing.value[:DEAD_LETTER_KEEP_BYTES], headers)
 
 
 class TopicRunnerJobs:
@@ -104,7 +131,27 @@ async def process_batches(
     """Batches of records: handled, effects sent, then acknowledged (never before they are durable)."""
     async for events in stream.noack_take(batching.size, within=batching.within_seconds):
         records = [source_record(event) for event in events]
-        effects = await until_done(partial(handle, records), what)
+        try:
+            effects = await until_done(partial(handle, records), what)
+        except Exception:
+            logger.exception("%s failed on a batch; handling its records one by one", what)
+            effects = await handle_one_by_one(records, handle, what)
         await sender.send_until_done(effects, what)
         for event in events:
             await stream.ack(event)
+
+
+async def handle_one_by_one(
+    records: Sequence[SourceRecord], handle: Callable[[Sequence[SourceRecord]], Awaitable[Effects]], what: str
+) -> Effects:
+    """Each record alone: the one that fails for good is dead-lettered, and the partition goes on."""
+    effects = Effects()
+    for record in records:
+        try:
+            effects.extend((await until_done(partial(handle, [record]), what)).outgoing)
+        except Exception as error:
+            logger.exception(
+                "%s failed on a record; dead-lettered", what, extra=record.to_json() | {"value": None}
+            )
+            effects.outgoing.append(dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error)))
+    return effects
