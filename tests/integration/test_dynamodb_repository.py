@@ -30,17 +30,9 @@ from execution_stream.domain.ports import (
 from execution_stream.localstack.processes import free_loopback_port
 from execution_stream.settings import Settings
 from tests.factories import BASE_TIME, execution
+from tests.integration.conftest import PATH_TO
 
 S = ExecutionStatus
-# A path from pending to each status, through allowed transitions only.
-PATH_TO = {
-    S.PENDING: [],
-    S.DISPATCHED: [S.DISPATCHED],
-    S.RUNNING: [S.DISPATCHED, S.RUNNING],
-    S.COMPLETED: [S.DISPATCHED, S.RUNNING, S.COMPLETED],
-    S.FAILED: [S.DISPATCHED, S.FAILED],
-    S.CANCELED: [S.CANCELED],
-}
 
 
 @pytest.fixture(scope="session")

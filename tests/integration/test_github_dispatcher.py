@@ -6,15 +6,13 @@ import asyncio
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from execution_stream.adapters.github_dispatcher import GithubActionsDispatcher
 from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
@@ -23,6 +21,7 @@ from execution_stream.domain.executions import build_execution
 from tests.conftest import project_root
 from tests.factories import BASE_TIME, asset, trigger_event
 from tests.support.github_standin import GithubStandin, running_github_standin
+from tests.support.pipeline import AppKey, generate_app_key
 
 APP_ID = "161076"
 INSTALLATION_ID = "24915845"
@@ -41,36 +40,19 @@ DISPATCH_PATH = "/repos/jitsecurity/execution-service/actions/workflows/workflow
 TOKEN_PATH = f"/app/installations/{INSTALLATION_ID}/access_tokens"
 
 
-@dataclass(frozen=True)
-class AppKeys:
-    private_pem: str
-    public_pem: str
-
-
-def _rsa_keys() -> AppKeys:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return AppKeys(private_pem.decode(), public_pem.decode())
+@pytest.fixture(scope="module")
+def keys() -> AppKey:
+    return generate_app_key()
 
 
 @pytest.fixture(scope="module")
-def keys() -> AppKeys:
-    return _rsa_keys()
-
-
-@pytest.fixture(scope="module")
-def other_keys() -> AppKeys:
+def other_keys() -> AppKey:
     """Keys of no app GitHub knows."""
-    return _rsa_keys()
+    return generate_app_key()
 
 
 @pytest.fixture
-async def standin(keys: AppKeys) -> AsyncIterator[GithubStandin]:
+async def standin(keys: AppKey) -> AsyncIterator[GithubStandin]:
     async with running_github_standin(
         APP_ID, keys.public_pem, installations={INSTALLATION_ID: OWNER}
     ) as running:
@@ -89,7 +71,7 @@ def dispatcher_for(url: str, private_pem: str, **knobs: Any) -> GithubActionsDis
 
 
 @pytest.fixture
-async def dispatcher(standin: GithubStandin, keys: AppKeys) -> AsyncIterator[GithubActionsDispatcher]:
+async def dispatcher(standin: GithubStandin, keys: AppKey) -> AsyncIterator[GithubActionsDispatcher]:
     async with dispatcher_for(standin.url, keys.private_pem) as running:
         yield running
 
@@ -129,7 +111,7 @@ async def test_a_token_is_reused_until_a_minute_before_it_expires(
     assert [d.inputs["execution_id"] for d in standin.dispatches] == ["e1", "e2"]
 
 
-async def test_a_token_expiring_within_a_minute_is_renewed(keys: AppKeys) -> None:
+async def test_a_token_expiring_within_a_minute_is_renewed(keys: AppKey) -> None:
     async with (
         running_github_standin(APP_ID, keys.public_pem, token_lifetime_seconds=30) as short_lived,
         dispatcher_for(short_lived.url, keys.private_pem) as dispatcher,
@@ -213,7 +195,7 @@ async def test_a_rate_limit_is_waited_out_as_retry_after_asks(
 
 
 async def test_a_retry_after_beyond_the_limit_is_unavailable_at_once(
-    standin: GithubStandin, keys: AppKeys
+    standin: GithubStandin, keys: AppKey
 ) -> None:
     standin.set_faults(fail_times=1, fail_status=429, retry_after=120)
 
@@ -274,7 +256,7 @@ async def test_persistent_server_errors_are_unavailable_after_max_attempts(
     assert standin.dispatches == []
 
 
-async def test_an_unreachable_api_is_unavailable(keys: AppKeys) -> None:
+async def test_an_unreachable_api_is_unavailable(keys: AppKey) -> None:
     async with running_github_standin(APP_ID, keys.public_pem) as gone:
         url = gone.url
     async with dispatcher_for(url, keys.private_pem, max_attempts=2) as dispatcher:
@@ -282,7 +264,7 @@ async def test_an_unreachable_api_is_unavailable(keys: AppKeys) -> None:
             await dispatcher.dispatch(TARGET)
 
 
-async def test_a_key_other_than_the_apps_is_refused(standin: GithubStandin, other_keys: AppKeys) -> None:
+async def test_a_key_other_than_the_apps_is_refused(standin: GithubStandin, other_keys: AppKey) -> None:
     async with dispatcher_for(standin.url, other_keys.private_pem) as impostor:
         with pytest.raises(DispatchRefusedError) as refused:
             await impostor.dispatch(TARGET)
@@ -291,7 +273,7 @@ async def test_a_key_other_than_the_apps_is_refused(standin: GithubStandin, othe
     assert calls(standin, TOKEN_PATH) == [401]
 
 
-async def test_an_unstarted_dispatcher_says_so(keys: AppKeys) -> None:
+async def test_an_unstarted_dispatcher_says_so(keys: AppKey) -> None:
     with pytest.raises(RuntimeError, match="not started"):
         await dispatcher_for("http://127.0.0.1:9", keys.private_pem).dispatch(TARGET)
 
@@ -319,7 +301,7 @@ def _app_jwt(private_pem: str, **claims: Any) -> str:
     ids=["other-app", "exp-too-far", "expired"],
 )
 async def test_the_standin_refuses_a_bad_app_jwt(
-    standin: GithubStandin, keys: AppKeys, other_keys: AppKeys, make_claims: Callable[[], dict[str, Any]]
+    standin: GithubStandin, keys: AppKey, other_keys: AppKey, make_claims: Callable[[], dict[str, Any]]
 ) -> None:
     assert await _post(standin.url + TOKEN_PATH, _app_jwt(keys.private_pem)) == 201
     assert await _post(standin.url + TOKEN_PATH, _app_jwt(keys.private_pem, **make_claims())) == 401
@@ -338,7 +320,7 @@ async def test_the_standin_refuses_a_bad_app_jwt(
     ],
     ids=["11-inputs", "not-text", "empty-ref", "no-ref", "unknown-key", "not-object"],
 )
-async def test_the_standin_refuses_a_bad_dispatch(standin: GithubStandin, keys: AppKeys, body: Any) -> None:
+async def test_the_standin_refuses_a_bad_dispatch(standin: GithubStandin, keys: AppKey, body: Any) -> None:
     async with dispatcher_for(standin.url, keys.private_pem) as dispatcher:
         await dispatcher.dispatch(TARGET)  # takes a valid installation token
     token = standin.issued_tokens[0].token
@@ -349,7 +331,7 @@ async def test_the_standin_refuses_a_bad_dispatch(standin: GithubStandin, keys: 
     assert len(standin.dispatches) == 2
 
 
-async def test_the_standin_runs_as_a_process_with_a_control_api(keys: AppKeys, tmp_path: Path) -> None:
+async def test_the_standin_runs_as_a_process_with_a_control_api(keys: AppKey, tmp_path: Path) -> None:
     key_file = tmp_path / "app.pub.pem"
     key_file.write_text(keys.public_pem)
     process = await asyncio.create_subprocess_exec(
@@ -381,7 +363,7 @@ async def test_the_standin_runs_as_a_process_with_a_control_api(keys: AppKeys, t
     assert statuses == [500, 204]
 
 
-async def test_a_private_key_with_escaped_newlines_is_accepted(standin: GithubStandin, keys: AppKeys) -> None:
+async def test_a_private_key_with_escaped_newlines_is_accepted(standin: GithubStandin, keys: AppKey) -> None:
     escaped = keys.private_pem.strip().replace("\n", "\\n")  # as an environment variable may hold it
 
     async with dispatcher_for(standin.url, escaped) as dispatcher:
