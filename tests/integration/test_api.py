@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -136,49 +137,51 @@ def forged_cursor(tenant_id: str, start: dict[str, str]) -> str:
     return CursorCodec(CURSOR_SECRET.encode()).encode(start, tenant_id, ExecutionFilter())
 
 
-BAD_INPUTS: list[tuple[str, dict[str, str] | None, int, str, str]] = [
-    ("/executions", None, 401, "unauthorized", "missing Authorization header"),
-    ("/executions", {"Authorization": "Bearer x.y"}, 401, "unauthorized", "malformed"),
-    ("/executions", bearer(A, expires_in=-600), 401, "unauthorized", "expired"),
+# Headers are made when the test runs: a token made at collection could expire before it does.
+BAD_INPUTS: list[tuple[str, Callable[[], dict[str, str] | None], int, str, str]] = [
+    ("/executions", lambda: None, 401, "unauthorized", "missing Authorization header"),
+    ("/executions", lambda: {"Authorization": "Bearer x.y"}, 401, "unauthorized", "malformed"),
+    ("/executions", lambda: bearer(A, expires_in=-600), 401, "unauthorized", "expired"),
     (
         "/executions",
-        bearer(A, key="wrong-secret-wrong-secret-wrong-secret"),
+        lambda: bearer(A, key="wrong-secret-wrong-secret-wrong-secret"),
         401,
         "unauthorized",
         "signature",
     ),
-    ("/executions", bearer(None), 401, "unauthorized", "'tenant_id' claim"),
-    ("/executions", bearer("a#b"), 401, "unauthorized", "not a valid tenant id"),
-    ("/executions?status=done", bearer(A), 400, "invalid_status", "status 'done' is not one of"),
-    ("/executions?status=", bearer(A), 400, "invalid_status", "status '' is not one of"),
+    ("/executions", lambda: bearer(None), 401, "unauthorized", "'tenant_id' claim"),
+    ("/executions", lambda: bearer("a#b"), 401, "unauthorized", "not a valid tenant id"),
+    ("/executions?status=done", lambda: bearer(A), 400, "invalid_status", "status 'done' is not one of"),
+    ("/executions?status=", lambda: bearer(A), 400, "invalid_status", "status '' is not one of"),
     (
         "/executions?limit=0",
-        bearer(A),
+        lambda: bearer(A),
         400,
         "invalid_limit",
         "limit must be an integer from 1 to 100",
     ),
-    ("/executions?limit=101", bearer(A), 400, "invalid_limit", "got '101'"),
-    ("/executions?limit=ten", bearer(A), 400, "invalid_limit", "got 'ten'"),
-    ("/executions?plan_item_slug=", bearer(A), 400, "invalid_plan_item_slug", "empty"),
-    ("/executions?plan_item_slug=a%23b", bearer(A), 400, "invalid_plan_item_slug", "'#'"),
-    ("/executions?plan_item_slug=" + "x" * 257, bearer(A), 400, "invalid_plan_item_slug", "256"),
-    ("/executions?plan_item_slug=%01", bearer(A), 400, "invalid_plan_item_slug", "control"),
-    ("/executions?offset=3", bearer(A), 400, "unknown_parameter", "'offset'"),
-    ("/executions?status=pending&status=failed", bearer(A), 400, "repeated_parameter", "'status'"),
-    ("/executions?after=", bearer(A), 400, "invalid_cursor", "must not be empty"),
-    ("/executions?after=bm90LWEtY3Vyc29y", bearer(A), 400, "invalid_cursor", "malformed"),
-    ("/executions?after=e30.AAAA", bearer(A), 400, "invalid_cursor", "signature does not match"),
-    ("/nowhere", bearer(A), 404, "not_found", "/nowhere"),
+    ("/executions?limit=101", lambda: bearer(A), 400, "invalid_limit", "got '101'"),
+    ("/executions?limit=ten", lambda: bearer(A), 400, "invalid_limit", "got 'ten'"),
+    ("/executions?plan_item_slug=", lambda: bearer(A), 400, "invalid_plan_item_slug", "empty"),
+    ("/executions?plan_item_slug=a%23b", lambda: bearer(A), 400, "invalid_plan_item_slug", "'#'"),
+    ("/executions?plan_item_slug=" + "x" * 257, lambda: bearer(A), 400, "invalid_plan_item_slug", "256"),
+    ("/executions?plan_item_slug=%01", lambda: bearer(A), 400, "invalid_plan_item_slug", "control"),
+    ("/executions?offset=3", lambda: bearer(A), 400, "unknown_parameter", "'offset'"),
+    ("/executions?status=pending&status=failed", lambda: bearer(A), 400, "repeated_parameter", "'status'"),
+    ("/executions?after=", lambda: bearer(A), 400, "invalid_cursor", "must not be empty"),
+    ("/executions?after=bm90LWEtY3Vyc29y", lambda: bearer(A), 400, "invalid_cursor", "malformed"),
+    ("/executions?after=e30.AAAA", lambda: bearer(A), 400, "invalid_cursor", "signature does not match"),
+    ("/nowhere", lambda: bearer(A), 404, "not_found", "/nowhere"),
 ]
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
 async def test_bad_input_is_its_4xx_with_a_message_naming_the_problem(
-    api_client: aiohttp.ClientSession, case: tuple[str, dict[str, str] | None, int, str, str]
+    api_client: aiohttp.ClientSession,
+    case: tuple[str, Callable[[], dict[str, str] | None], int, str, str],
 ) -> None:
-    path, headers, status, code, words = case
-    got, body = await get_json(api_client, path, headers)
+    path, make_headers, status, code, words = case
+    got, body = await get_json(api_client, path, make_headers())
     assert (got, body["error"]["code"]) == (status, code), body
     assert words in body["error"]["message"]
 
