@@ -78,7 +78,14 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
     def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        """The warnings and errors, then the last lines: info lines would bury what went wrong."""
+        every = self.log_path.read_text(errors="replace").splitlines()
+        notable = [
+            line
+            for line in every[:-lines]
+            if '"level": "info"' not in line and '"level": "debug"' not in line
+        ]
+        return "\n".join([*notable[-200:], *every[-lines:]])
 
 
 async def produce(settings: Settings, topic: str, records: Sequence[tuple[str | None, bytes | None]]) -> None:
