@@ -103,9 +103,11 @@ class TriggerStep:
             return None
 
     async def store(self, prepared: Sequence[Prepared], effects: Effects) -> None:
+        requested: set[str] = set()
         for item, result in zip(prepared, await self._create(prepared, effects), strict=True):
-            if result is None:
+            if result is None or result.execution.execution_id in requested:
                 continue
+            requested.add(result.execution.execution_id)
             if result.created:
                 event = ExecutionEvent.from_change(result.execution, None)
                 effects.send(Destination.EVENTS, result.execution.tenant_id, encode(event))

@@ -1,0 +1,314 @@
+"""The pipeline's steps against in-memory stand-ins of our own ports: decisions, not plumbing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from execution_stream.domain.allocation import LeaseWindows
+from execution_stream.domain.dispatch import DispatchRefusedError
+from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
+from execution_stream.domain.executions import TransitionNotAllowedError, apply_status
+from execution_stream.domain.models import Asset, Execution, ExecutionStatus
+from execution_stream.domain.ports import (
+    CreateResult,
+    ExecutionKey,
+    ExecutionPage,
+    ExecutionQuery,
+    StatusChange,
+    StatusUpdateResult,
+    UpdateOutcome,
+)
+from execution_stream.pipeline.allocating import AllocationStep
+from execution_stream.pipeline.dispatching import DispatchStep
+from execution_stream.pipeline.parking import ParkingStep
+from execution_stream.pipeline.records import (
+    AllocationRelease,
+    AllocationRequest,
+    Destination,
+    Effects,
+    ParkedTrigger,
+    SourceRecord,
+    WakeUp,
+    waiting_message,
+)
+from execution_stream.pipeline.statuses import StatusStep
+from execution_stream.pipeline.triggers import TriggerStep
+from tests.factories import BASE_TIME, asset, trigger_event
+
+S = ExecutionStatus
+
+
+class MemoryRepository:
+    def __init__(self) -> None:
+        self.items: dict[ExecutionKey, Execution] = {}
+
+    async def create(self, execution: Execution) -> CreateResult:
+        key = ExecutionKey.of(execution)
+        if key in self.items:
+            return CreateResult(self.items[key], created=False)
+        self.items[key] = execution
+        return CreateResult(execution, created=True)
+
+    async def create_many(self, executions: Sequence[Execution]) -> list[CreateResult]:
+        return [await self.create(execution) for execution in executions]
+
+    async def get(self, key: ExecutionKey) -> Execution | None:
+        return self.items.get(key)
+
+    async def update_status(
+        self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
+    ) -> StatusUpdateResult:
+        stored = self.items.get(key)
+        if stored is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        try:
+            updated = apply_status(stored, change.status, change.at, change.has_findings, change.error)
+        except TransitionNotAllowedError:
+            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+        self.items[key] = updated
+        return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated)
+
+    async def list(self, query: ExecutionQuery) -> ExecutionPage:
+        raise NotImplementedError("the pipeline never lists")
+
+    async def ping(self) -> None:
+        return None
+
+
+class Assets(dict[str, Asset]):
+    pass
+
+
+class RecordingGithub:
+    def __init__(self, refuse: bool = False) -> None:
+        self.targets: list[GithubWorkflowTarget] = []
+        self.refuse = refuse
+
+    async def dispatch(self, target: GithubWorkflowTarget) -> None:
+        if self.refuse:
+            raise DispatchRefusedError(422, "Unexpected inputs provided")
+        self.targets.append(target)
+
+
+class RecordingRunnerJobs:
+    def __init__(self) -> None:
+        self.jobs: list[DispatchedJob] = []
+
+    async def publish(self, job: DispatchedJob) -> None:
+        self.jobs.append(job)
+
+
+def clock() -> datetime:
+    return BASE_TIME
+
+
+def source(offset: int, value: bytes, topic: str = "trigger-execution") -> SourceRecord:
+    return SourceRecord(topic, 0, offset, b"tenant-a", value)
+
+
+def trigger_source(
+    offset: int, number: int, runner: str = "jit_runner", asset_id: str = "asset-1", **overrides: Any
+) -> SourceRecord:
+    event = trigger_event("tenant-a", f"event-{number}", asset_id, job_runner=runner, **overrides)
+    return source(offset, event.model_dump_json().encode())
+
+
+def sent(effects: Effects, destination: Destination) -> list[dict[str, Any]]:
+    return [json.loads(o.value) for o in effects.outgoing if o.destination is destination]
+
+
+def reasons(effects: Effects) -> list[str]:
+    return [
+        dict(o.headers)["dlq.reason"].decode() for o in effects.outgoing if o.destination is Destination.DLQ
+    ]
+
+
+async def test_triggers_are_stored_once_and_ask_for_one_slot_each() -> None:
+    repository = MemoryRepository()
+    step = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
+
+    effects = await step.handle(
+        [trigger_source(1, 1), trigger_source(2, 1), trigger_source(3, 2), source(4, b"{")]
+    )
+
+    assert len(repository.items) == 2
+    assert [r["execution"]["jit_event_id"] for r in sent(effects, Destination.ALLOCATE)] == [
+        "event-1",
+        "event-2",
+    ]
+    assert [e["status"] for e in sent(effects, Destination.EVENTS)] == ["pending", "pending"]
+    assert reasons(effects) == ["not_json"]
+
+
+async def test_a_replayed_trigger_of_a_dispatched_execution_asks_for_nothing() -> None:
+    repository = MemoryRepository()
+    step = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
+    await step.handle([trigger_source(1, 1)])
+    [key] = repository.items
+    await repository.update_status(key, StatusChange(S.DISPATCHED, BASE_TIME))
+
+    effects = await step.handle([trigger_source(1, 1)])
+
+    assert effects.outgoing == []
+
+
+async def test_an_unknown_asset_parks_the_trigger_and_another_tenants_asset_is_refused() -> None:
+    step = TriggerStep(MemoryRepository(), Assets({"asset-1": asset(tenant_id="tenant-b")}), clock)
+
+    effects = await step.handle([trigger_source(1, 1), trigger_source(2, 2, asset_id="asset-9")])
+
+    assert reasons(effects) == ["asset_mismatch"]
+    [parked] = sent(effects, Destination.WAITING)
+    assert (parked["type"], parked["tenant_id"], parked["source"]["offset"]) == ("park", "tenant-a", 2)
+
+
+async def test_a_parked_trigger_proceeds_when_its_asset_comes_and_is_dead_lettered_when_it_never_does() -> (
+    None
+):
+    assets = Assets()
+    now = [BASE_TIME]
+    repository = MemoryRepository()
+    parking = ParkingStep(TriggerStep(repository, assets, lambda: now[0]), 60.0, lambda: now[0])
+    first, second = trigger_source(7, 1), trigger_source(8, 2, asset_id="asset-never")
+    parked = [
+        waiting_message.validate_python(
+            sent(await TriggerStep(repository, assets, clock).handle([r]), Destination.WAITING)[0]
+        )
+        for r in (first, second)
+    ]
+    assert all(isinstance(p, ParkedTrigger) for p in parked)
+
+    waiting, effects = await parking.handle([], parked[0])
+    waiting, effects = await parking.handle(waiting, parked[1])
+    assert (len(waiting), effects.outgoing) == (2, [])
+
+    assets["asset-1"] = asset()
+    now[0] = BASE_TIME + timedelta(seconds=61)
+    waiting, effects = await parking.handle(waiting, WakeUp(tenant_id="tenant-a"))
+
+    assert waiting == []
+    assert len(repository.items) == 1
+    assert reasons(effects) == ["asset_not_found"]
+    [letter] = [o for o in effects.outgoing if o.destination is Destination.DLQ]
+    assert letter.value == second.value
+
+
+def allocation_step(limit: int) -> AllocationStep:
+    return AllocationStep(
+        LeaseWindows(size_seconds=60, expires_seconds=600), limit, {"tenant-big": 100}, clock
+    )
+
+
+async def test_the_allocator_admits_up_to_the_limit_and_the_next_on_release() -> None:
+    repository = MemoryRepository()
+    triggers = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
+    requests = sent(await triggers.handle([trigger_source(n, n) for n in range(3)]), Destination.ALLOCATE)
+    step = allocation_step(limit=1)
+    state = None
+    forwarded = []
+    for request in requests:
+        state, effects = step.handle(state, AllocationRequest.model_validate(request))
+        forwarded += sent(effects, Destination.ENRICH)
+    assert [f["jit_event_id"] for f in forwarded] == ["event-0"]
+
+    state, effects = step.handle(state, AllocationRequest.model_validate(requests[0]))
+    assert [f["jit_event_id"] for f in sent(effects, Destination.ENRICH)] == [
+        "event-0"
+    ]  # held: forwarded again
+
+    first = Execution.model_validate(forwarded[0])
+    release = AllocationRelease(
+        tenant_id="tenant-a", execution_id=first.execution_id, job_runner="jit_runner"
+    )
+    state, effects = step.handle(state, release)
+    assert [f["jit_event_id"] for f in sent(effects, Destination.ENRICH)] == ["event-1"]
+
+    assert state is not None
+    [overdue] = sent(allocation_step(1).overdue("tenant-a", state, -1), Destination.STATUS)
+    assert (overdue["jit_event_id"], overdue["status"], overdue["error"]) == ("event-1", "failed", "timeout")
+
+
+async def stored_pending(repository: MemoryRepository, runner: str, **overrides: Any) -> Execution:
+    triggers = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
+    await triggers.handle([trigger_source(1, 1, runner=runner, **overrides)])
+    [execution] = repository.items.values()
+    return execution
+
+
+def dispatch_step(
+    repository: MemoryRepository, github: RecordingGithub, jobs: RecordingRunnerJobs
+) -> DispatchStep:
+    return DispatchStep(repository, github, jobs, "execution-status", 600, clock)
+
+
+async def test_a_topic_fed_job_is_published_marked_and_not_sent_again() -> None:
+    repository, jobs = MemoryRepository(), RecordingRunnerJobs()
+    execution = await stored_pending(repository, "jit_runner")
+    step = dispatch_step(repository, RecordingGithub(), jobs)
+    record = source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")
+
+    effects = await step.handle([record, record])
+    again = await step.handle([record])
+
+    assert [j.execution_id for j in jobs.jobs] == [execution.execution_id]
+    assert jobs.jobs[0].report_status_to.topic == "execution-status"
+    assert [e["status"] for e in sent(effects, Destination.EVENTS)] == ["dispatched"]
+    assert again.outgoing == []
+    assert repository.items[ExecutionKey.of(execution)].status is S.DISPATCHED
+
+
+async def test_a_refused_github_dispatch_fails_the_execution_frees_its_slot_and_is_dead_lettered() -> None:
+    repository = MemoryRepository()
+    attributes = {"owner": "acme", "original_repository": "repo", "installation_id": "7"}
+    execution = await stored_pending(repository, "github_actions", additional_attributes=attributes)
+    step = dispatch_step(repository, RecordingGithub(refuse=True), RecordingRunnerJobs())
+
+    effects = await step.handle([source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")])
+
+    failed = repository.items[ExecutionKey.of(execution)]
+    assert failed.status is S.FAILED
+    assert failed.error is not None
+    assert "422" in failed.error
+    assert reasons(effects) == ["dispatch_refused"]
+    assert sent(effects, Destination.ALLOCATE) == [
+        {
+            "type": "release",
+            "tenant_id": "tenant-a",
+            "execution_id": execution.execution_id,
+            "job_runner": "github_actions",
+        }
+    ]
+
+
+async def test_a_terminal_status_releases_the_slot_even_when_replayed() -> None:
+    repository = MemoryRepository()
+    execution = await stored_pending(repository, "jit_runner")
+    await repository.update_status(ExecutionKey.of(execution), StatusChange(S.DISPATCHED, BASE_TIME))
+    step = StatusStep(repository)
+    update = {
+        "tenant_id": "tenant-a",
+        "jit_event_id": execution.jit_event_id,
+        "execution_id": execution.execution_id,
+        "at": "2026-01-01T00:01:00",
+    }
+    running = source(1, json.dumps({**update, "status": "running"}).encode(), "execution-status")
+    done = source(
+        2, json.dumps({**update, "status": "completed", "has_findings": True}).encode(), "execution-status"
+    )
+    unknown = source(3, json.dumps({**update, "execution_id": "0" * 32, "status": "failed"}).encode())
+
+    effects = await step.handle([running, done, unknown, source(4, b"[]", "execution-status")])
+    replay = await step.handle([done])
+
+    assert [(e["status"], e["previous_status"]) for e in sent(effects, Destination.EVENTS)] == [
+        ("running", "dispatched"),
+        ("completed", "running"),
+    ]
+    assert [r["type"] for r in sent(effects, Destination.ALLOCATE)] == ["release"]
+    assert reasons(effects) == ["invalid"]
+    assert sent(replay, Destination.EVENTS) == []
+    assert [r["type"] for r in sent(replay, Destination.ALLOCATE)] == ["release"]
+    assert repository.items[ExecutionKey.of(execution)].has_findings is True
