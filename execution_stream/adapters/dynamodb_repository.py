@@ -57,9 +57,14 @@ class DynamoDBExecutionRepository:
     async def create(self, execution: Execution) -> CreateResult:
         """A conditional put; when the execution is stored already, the stored one is returned."""
         try:
+            item = to_attribute_values(execution_to_item(execution))
+        except (ArithmeticError, TypeError, ValueError) as error:
+            # e.g. a number of more than 38 digits in additional_attributes: DynamoDB cannot hold it.
+            raise RepositoryError(f"create execution: the item cannot be stored: {error!r}") from error
+        try:
             await self._client.put_item(
                 TableName=self._table,
-                Item=to_attribute_values(execution_to_item(execution)),
+                Item=item,
                 ConditionExpression=_NOT_STORED,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

@@ -1,5 +1,6 @@
 """The records of the Execution service (pydantic v2; JSON on the wire)."""
 
+import json
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from execution_stream.domain.timestamps import as_utc
@@ -123,6 +125,21 @@ class TriggerEvent(BaseModel):
         if moment > latest:
             raise ValueError(f"must not be more than {MAX_CREATED_AT_AHEAD} in the future")
         return moment
+
+    @model_validator(mode="after")
+    def _free_form_parts_are_plain_json(self) -> "TriggerEvent":
+        # Kept verbatim, these go to Kafka as JSON and to DynamoDB: NaN, Infinity and lone
+        # surrogates (valid in Python, not in JSON or UTF-8) would fail there, far from here.
+        parts = {"additional_attributes": self.additional_attributes}
+        parts.update({f"steps.{n}.params": step.params for n, step in enumerate(self.steps)})
+        for where, value in parts.items():
+            try:
+                json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"{where} must be plain JSON: no NaN or Infinity, no lone surrogate"
+                ) from None
+        return self
 
 
 class Asset(BaseModel):

@@ -8,8 +8,10 @@ and a topic-fed runner can drop a second job by its execution_id).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from execution_stream.domain.dispatch import DispatchRefusedError
+from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
 from execution_stream.domain.enrichment import (
     DispatchTargetError,
     build_dispatched_job,
@@ -25,7 +27,12 @@ from execution_stream.domain.enrichment import (
 )
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey, ExecutionRepository, StatusChange
+from execution_stream.domain.ports import (
+    ExecutionKey,
+    ExecutionRepository,
+    RepositoryUnavailableError,
+    StatusChange,
+)
 from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.records import (
@@ -40,6 +47,14 @@ from execution_stream.pipeline.statuses import release_of
 
 logger = logging.getLogger(__name__)
 GITHUB_ACTIONS = "github_actions"
+_TRANSIENT = (RepositoryUnavailableError, DispatchUnavailableError)
+_MAX_PAUSE_SECONDS = 15.0
+
+
+async def _pause(attempt: int, what: str, error: BaseException) -> None:
+    delay = min(_MAX_PAUSE_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
+    logger.warning("%s paused %.1fs: %s", what, delay, error)
+    await asyncio.sleep(delay)
 
 
 @dataclass
@@ -59,7 +74,21 @@ class DispatchStep:
             execution = self._decode(record, effects)
             if execution is not None:
                 executions[execution.execution_id] = (record, execution)
-        await asyncio.gather(*(self._dispatch(r, e, effects) for r, e in executions.values()))
+        # Each execution until it is done: retrying the whole batch instead would lose the events
+        # of those already marked (a replay finds them dispatched) and could send a job twice.
+        waiting, attempt = list(executions.values()), 0
+        while waiting:
+            results = await asyncio.gather(
+                *(self._dispatch(r, e, effects) for r, e in waiting), return_exceptions=True
+            )
+            failed = [(item, r) for item, r in zip(waiting, results, strict=True) if r is not None]
+            for _, error in failed:
+                if not isinstance(error, _TRANSIENT):
+                    raise error
+            waiting = [item for item, _ in failed]
+            if waiting:
+                await _pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
+                attempt += 1
         return effects
 
     def _decode(self, record: SourceRecord, effects: Effects) -> Execution | None:
@@ -74,6 +103,11 @@ class DispatchStep:
         if stored is None or stored.status in TERMINAL_STATUSES:
             effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
             return
+        if stored.status is ExecutionStatus.DISPATCHED:
+            # A replay: a crash may have come between the mark and its event. Sent again, the event
+            # is the same one (at-least-once, as every record here).
+            event = ExecutionEvent.from_change(stored, ExecutionStatus.PENDING)
+            effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
         if stored.status is not ExecutionStatus.PENDING:
             return
         try:
@@ -84,7 +118,15 @@ class DispatchStep:
         except DispatchRefusedError as error:
             await self._fail(record, stored, DeadLetterReason.DISPATCH_REFUSED, str(error), effects)
             return
-        await self._mark(stored, StatusChange(ExecutionStatus.DISPATCHED, self.now()), effects)
+        # The job is with its runner now: only the mark is retried, never the hand-over.
+        change = StatusChange(ExecutionStatus.DISPATCHED, self.now())
+        for attempt in itertools.count():
+            try:
+                await self._mark(stored, change, effects)
+            except RepositoryUnavailableError as error:
+                await _pause(attempt, f"marking {stored.execution_id} dispatched", error)
+            else:
+                return
 
     async def _send_to_runner(self, execution: Execution) -> None:
         started = time.perf_counter()

@@ -108,7 +108,8 @@ class TriggerStep:
             if result is None or result.execution.execution_id in requested:
                 continue
             requested.add(result.execution.execution_id)
-            if result.created:
+            # Sent again on a replay that finds it pending: a crash may have come between store and send.
+            if result.created or result.execution.status is ExecutionStatus.PENDING:
                 event = ExecutionEvent.from_change(result.execution, None)
                 effects.send(Destination.EVENTS, result.execution.tenant_id, encode(event))
             # A replay may find it stored and still pending: the allocator ignores a duplicate request.

@@ -1,0 +1,104 @@
+"""Watches runner-jobs (what a topic-fed runner receives) and execution-events, from the start.
+
+Each job and event is keyed by (tenant_id, jit_event_id), as the triggers are. For each key the
+first record seen is kept: its broker timestamp (the worker's producer stamps it when it sends)
+and the wall-clock time this process received it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.progress import Progress
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Seen:
+    timestamp_ms: int
+    received_at: float
+
+
+@dataclass
+class JobWatch:
+    bootstrap_servers: str
+    jobs_topic: str
+    events_topic: str
+    jobs: dict[Key, Seen] = field(default_factory=dict)
+    job_records: int = 0
+    created: dict[Key, Seen] = field(default_factory=dict)
+    dispatched: dict[Key, Seen] = field(default_factory=dict)
+    _consumer: Any = None
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        await self._consumer.start()
+        cluster = await self._consumer._client.fetch_all_metadata()
+        assigned = [
+            TopicPartition(topic, partition)
+            for topic in (self.jobs_topic, self.events_topic)
+            for partition in cluster.partitions_for_topic(topic) or set()
+        ]
+        self._consumer.assign(assigned)
+        await self._consumer.seek_to_beginning(*assigned)
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _follow(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
+            received_at = time.time()
+            for partition, records in batches.items():
+                for record in records:
+                    self._note(partition.topic, record, received_at)
+
+    def _note(self, topic: str, record: Any, received_at: float) -> None:
+        document = json.loads(record.value)
+        key = (document["tenant_id"], document["jit_event_id"])
+        seen = Seen(record.timestamp, received_at)
+        if topic == self.jobs_topic:
+            self.job_records += 1
+            self.jobs.setdefault(key, seen)
+        elif document.get("status") == "pending":
+            self.created.setdefault(key, seen)
+        elif document.get("status") == "dispatched":
+            self.dispatched.setdefault(key, seen)
+
+    async def wait_for(
+        self,
+        keys: Collection[Key],
+        of: Callable[[JobWatch], dict[Key, Seen]],
+        label: str,
+        seconds: float,
+        alive: Callable[[], None],
+    ) -> list[Seen]:
+        """Waits until every key has been seen in `of(self)`; what was seen for each, in key order."""
+        deadline = time.monotonic() + seconds
+        with Progress(label, len(keys)) as progress:
+            while True:
+                seen = of(self)
+                count = sum(1 for key in keys if key in seen)
+                progress.update(count)
+                if count == len(keys):
+                    return [seen[key] for key in keys]
+                alive()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{label}: {count}/{len(keys)} seen within {seconds:.0f}s")
+                await asyncio.sleep(0.05)

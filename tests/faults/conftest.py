@@ -1,0 +1,64 @@
+"""The fault suite: the worker as processes under traffic, with one fault injected per test.
+
+Each test gets its own topics, table and consumer group on the session's broker and DynamoDB
+endpoint (the broker test brings a broker of its own), a GitHub stand-in, and a `FaultRun`
+that drives traffic and simulated runners and accounts for every trigger at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from execution_stream.adapters.dynamodb_repository import open_repository
+from execution_stream.provisioning import provision
+from execution_stream.settings import Settings
+from tests.e2e.conftest import GITHUB_APP_ID, Pipeline
+from tests.support.github_standin import running_github_standin
+from tests.support.pipeline import AppKey, generate_app_key
+
+
+@pytest.fixture(scope="session")
+def fault_app_key() -> AppKey:
+    return generate_app_key()
+
+
+def fault_settings(base: Settings, unique: str) -> Settings:
+    return base.model_copy(
+        update={
+            "consumer_group": f"execution-stream-faults-{unique}",
+            "github_app_id": GITHUB_APP_ID,
+            "asset_wait_seconds": 5.0,
+            "asset_wait_check_seconds": 0.5,
+        }
+    )
+
+
+@asynccontextmanager
+async def open_pipeline(settings: Settings, app_key: AppKey, log_dir: Path) -> AsyncIterator[Pipeline]:
+    """Topics and table provisioned, a GitHub stand-in; every worker started is killed at the end."""
+    async with running_github_standin(GITHUB_APP_ID, app_key.public_pem) as github:
+        settings = settings.model_copy(
+            update={"github_api_url": github.url, "github_app_private_key": SecretStr(app_key.private_pem)}
+        )
+        await provision(settings)
+        async with open_repository(settings) as repository:
+            running = Pipeline(settings, github, repository, log_dir, [])
+            try:
+                yield running
+            finally:
+                for worker in running.workers:
+                    worker.kill()
+                print(running.logs())  # pytest shows it when the test failed
+
+
+@pytest.fixture
+async def fault_pipeline(
+    isolated_settings: Settings, unique: str, fault_app_key: AppKey, tmp_path: Path
+) -> AsyncIterator[Pipeline]:
+    async with open_pipeline(fault_settings(isolated_settings, unique), fault_app_key, tmp_path) as pipeline:
+        yield pipeline
