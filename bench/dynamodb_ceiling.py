@@ -196,39 +196,45 @@ def primary_key(key: ExecutionKey) -> dict[str, Any]:
     }
 
 
+async def sweep_puts(
+    runner: Runner, client: DynamoDBClient, table: str, count: int, concurrencies: Sequence[int]
+) -> tuple[dict[int, Rate], dict[int, list[Execution]]]:
+    """Conditional puts of `count` new items at each concurrency; the rates and the items stored."""
+    await runner.run(
+        conditional_puts(client, table, executions_of_new_tenant(WARM_UP_REQUESTS)), 4, "D: warm-up"
+    )
+    puts: dict[int, Rate] = {}
+    stored: dict[int, list[Execution]] = {}
+    for concurrency in concurrencies:
+        stored[concurrency] = executions_of_new_tenant(count)
+        requests = conditional_puts(client, table, stored[concurrency])
+        puts[concurrency] = await runner.run(requests, concurrency, f"D: conditional PutItem x{concurrency}")
+    return puts, stored
+
+
 async def dynamodb_ceiling(
     settings: Settings, count: int, concurrencies: Sequence[int], endpoint: psutil.Process | None
 ) -> DynamoDBCeiling:
     await asyncio.to_thread(create_table, settings)
-    table, runner = settings.dynamodb_table, Runner(endpoint)
+    table, runner, in_flight = settings.dynamodb_table, Runner(endpoint), BATCH_WRITE_CONCURRENCY
     async with open_client(settings) as client:
-        warm = executions_of_new_tenant(WARM_UP_REQUESTS)
-        await runner.run(conditional_puts(client, table, warm), 4, "D: warm-up")
-        puts: dict[int, Rate] = {}
-        stored: dict[int, list[Execution]] = {}
-        for concurrency in concurrencies:
-            stored[concurrency] = executions_of_new_tenant(count)
-            requests = conditional_puts(client, table, stored[concurrency])
-            label = f"D: conditional PutItem x{concurrency}"
-            puts[concurrency] = await runner.run(requests, concurrency, label)
+        puts, stored = await sweep_puts(runner, client, table, count, concurrencies)
         best = max(puts, key=lambda c: puts[c].per_second)
-        items = stored[best]
-        batch_items = executions_of_new_tenant(count)
+        items, batch_items = stored[best], executions_of_new_tenant(count)
         batches = batch_writes(client, table, batch_items)
-        label = f"D: BatchWriteItem x{BATCH_WRITE_CONCURRENCY}"
-        batch = await runner.run(batches, BATCH_WRITE_CONCURRENCY, label, per=count / len(batches))
+        batch = await runner.run(batches, in_flight, f"D: BatchWriteItem x{in_flight}", count / len(batches))
         gets = await runner.run(consistent_gets(client, table, items), best, f"D: GetItem x{best}")
         reads = batch_gets(client, table, items)
-        label = f"D: BatchGetItem x{BATCH_WRITE_CONCURRENCY}"
-        batch_get = await runner.run(reads, BATCH_WRITE_CONCURRENCY, label, per=count / len(reads))
+        batch_get = await runner.run(reads, in_flight, f"D: BatchGetItem x{in_flight}", count / len(reads))
         updates = dispatched_updates(client, table, items)
         update_all_old = await runner.run(updates, best, f"D: UpdateItem ALL_OLD x{best}")
         updates = dispatched_updates(client, table, batch_items, returned="NONE")
         update_no_return = await runner.run(updates, best, f"D: UpdateItem NONE x{best}")
-        repository = DynamoDBExecutionRepository(client, table, settings.dynamodb_write_concurrency)
-        fresh = executions_of_new_tenant(count)
-        label = f"D: repository.create_many x{settings.dynamodb_write_concurrency}"
-        create_many = await runner.run([partial(repository.create_many, fresh)], 1, label, per=count)
+        writes = settings.dynamodb_write_concurrency
+        create = partial(
+            DynamoDBExecutionRepository(client, table, writes).create_many, executions_of_new_tenant(count)
+        )
+        create_many = await runner.run([create], 1, f"D: repository.create_many x{writes}", per=count)
     size = round(sum(len(json.dumps(execution_to_item(e), default=str)) for e in items) / len(items))
     return DynamoDBCeiling(
         items=count,
@@ -241,5 +247,5 @@ async def dynamodb_ceiling(
         update_all_old=update_all_old,
         update_no_return=update_no_return,
         create_many=create_many,
-        create_many_concurrency=settings.dynamodb_write_concurrency,
+        create_many_concurrency=writes,
     )

@@ -181,9 +181,12 @@ async def latency(running: Running, numbers: range, rate: float) -> Latency:
     ours = stack_processes(_pid(running.worker))
     before, began = cpu_seconds(ours), time.monotonic()
     producing = asyncio.create_task(paced())
-    label = f"P: latency at {rate:.0f}/s"
-    seen = await running.watch.wait_for(keys, _jobs, label, PHASE_SECONDS, running.alive)
-    await producing
+    try:
+        label = f"P: latency at {rate:.0f}/s"
+        seen = await running.watch.wait_for(keys, _jobs, label, PHASE_SECONDS, running.alive)
+        await producing
+    finally:
+        producing.cancel()
     others = CpuShare.between(before, cpu_seconds(ours), time.monotonic() - began).cores[OTHERS]
     await running.watch.wait_for(keys, _dispatched, "P: ... -> dispatched", PHASE_SECONDS, running.alive)
     to_job = [job.timestamp_ms - produced_ms[key] for key, job in zip(keys, seen, strict=True)]

@@ -98,7 +98,7 @@ class KafkaBroker:
         ]
 
     def _format_storage(self, classpath: str, config: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         command = self._java(
             classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
         )
@@ -114,6 +114,14 @@ class KafkaBroker:
         config = self.work_dir / "server.properties"
         config.write_text(server_properties(self.port, self.controller_port, self.data_dir))
         return config
+
+
+def _cluster_id() -> str:
+    """A random cluster id that does not start with '-', which the format tool would read as an option."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def server_properties(port: int, controller_port: int, data_dir: Path) -> str:

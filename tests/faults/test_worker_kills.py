@@ -9,26 +9,16 @@ import time
 import pytest
 
 from tests.e2e.conftest import Pipeline
-from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication
+from tests.support.fault_run import KNOWN_FAUST_SKIP, FaultRun, assert_no_loss_or_duplication
 from tests.support.workload import plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
-# Found by this test, not fixed: after a SIGKILL, the worker that takes the partitions over can
-# skip records (faust-streaming's fetcher delivers records fetched around the seek to the committed
-# offsets, then drops the re-fetched copies as "already read" while the first ones never reached the
-# agent: an allocation request or a trigger is then committed unprocessed). The ledger shows it as a
-# lost trigger or an execution left pending. tests/e2e/test_crash_and_scale.py meets it too.
-KNOWN_SKIP_AFTER_RESTART = pytest.mark.xfail(
-    reason="faust-streaming skips records on the partitions a restarted worker takes over",
-    raises=AssertionError,
-    strict=False,
-)
 
 TRIGGERS = 240
 
 
-@KNOWN_SKIP_AFTER_RESTART
+@KNOWN_FAUST_SKIP
 async def test_a_worker_killed_three_times_under_traffic_loses_and_duplicates_no_execution(
     fault_pipeline: Pipeline,
 ) -> None:

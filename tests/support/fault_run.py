@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -47,6 +48,19 @@ FAST_GROUP_ENVIRONMENT = {
     "BROKER_REBALANCE_TIMEOUT": "20",
     **({"DEVLOG": "1"} if os.environ.get("FAULTS_DEVLOG") else {}),
 }
+
+
+# Found by the fault suite, not fixed: when partitions change hands (a worker killed and replaced, a
+# worker joining), faust-streaming 0.15 acknowledges records that reach a stream while flow control
+# is paused or from an older generation without processing them ("skipped"), drops their re-fetched
+# copies as already read, and commits past them (its head-of-queue check lets a one-offset gap
+# through). A trigger is then lost, or an execution stays pending. Seen in SIGKILL runs here and in
+# tests/e2e/test_crash_and_scale.py (one kill; two workers). Not strict: most runs pass.
+KNOWN_FAUST_SKIP = pytest.mark.xfail(
+    reason="faust-streaming acks and commits records skipped while partitions change hands",
+    raises=AssertionError,
+    strict=False,
+)
 
 
 @dataclass
