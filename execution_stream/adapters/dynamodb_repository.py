@@ -45,7 +45,9 @@ _NOT_STORED = "attribute_not_exists(PK)"
 @asynccontextmanager
 async def open_repository(settings: Settings) -> AsyncIterator[DynamoDBExecutionRepository]:
     async with open_client(settings) as client:
-        yield DynamoDBExecutionRepository(client, settings.dynamodb_table, settings.dynamodb_write_concurrency)
+        yield DynamoDBExecutionRepository(
+            client, settings.dynamodb_table, settings.dynamodb_write_concurrency
+        )
 
 
 class DynamoDBExecutionRepository:
