@@ -256,7 +256,11 @@ async def test_a_topic_fed_job_is_published_marked_and_not_sent_again() -> None:
     assert [j.execution_id for j in jobs.jobs] == [execution.execution_id]
     assert jobs.jobs[0].report_status_to.topic == "execution-status"
     assert [e["status"] for e in sent(effects, Destination.EVENTS)] == ["dispatched"]
-    assert again.outgoing == []
+    # A replay sends no job; it publishes the dispatched event again (events are at least once).
+    assert [(o.destination, json.loads(o.value)["status"]) for o in again.outgoing] == [
+        (Destination.EVENTS, "dispatched")
+    ]
+    assert len(jobs.jobs) == 1
     assert repository.items[ExecutionKey.of(execution)].status is S.DISPATCHED
 
 
