@@ -124,7 +124,7 @@ async def _wait_for_consumer_group(settings: Settings, worker: subprocess.Popen[
         while time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise processes.StackError(f"the worker exited with code {worker.returncode} while starting")
-            if await _group_is_stable(admin, settings.consumer_group):
+            if await group_is_stable(admin, settings.consumer_group):
                 return
             await asyncio.sleep(0.5)
     finally:
@@ -134,7 +134,7 @@ async def _wait_for_consumer_group(settings: Settings, worker: subprocess.Popen[
     )
 
 
-async def _group_is_stable(admin: AIOKafkaAdminClient, group_id: str) -> bool:
+async def group_is_stable(admin: AIOKafkaAdminClient, group_id: str) -> bool:
     try:
         described = await admin.describe_consumer_groups([group_id])
     except KafkaError:  # no coordinator yet: the group is still forming

@@ -155,6 +155,15 @@ class DispatchStep:
     async def _mark(self, execution: Execution, change: StatusChange, effects: Effects) -> None:
         key = ExecutionKey.of(execution)
         result = await self.repository.update_status(key, change, execution.plan_item_slug)
-        if result.applied and result.execution is not None:
-            event = ExecutionEvent.from_change(result.execution, result.previous_status)
-            effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+        changed = result.execution
+        if changed is None:
+            return
+        if result.applied:
+            previous = result.previous_status
+        elif changed.status is change.status:
+            # Refused because it is done: an earlier attempt applied it, and its answer was lost.
+            previous = execution.status
+        else:
+            return
+        event = ExecutionEvent.from_change(changed, previous)
+        effects.send(Destination.EVENTS, execution.tenant_id, encode(event))

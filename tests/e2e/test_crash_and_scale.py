@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from functools import partial
 
+from aiokafka.admin import AIOKafkaAdminClient
+
+from execution_stream.dev import group_is_stable
 from execution_stream.domain.models import ExecutionStatus
+from execution_stream.settings import Settings
 from tests.e2e.conftest import Pipeline
 from tests.support.ledger import (
     Ledger,
@@ -20,7 +25,16 @@ from tests.support.pipeline import TopicReader, produce
 
 TENANTS = [f"tenant-{n}" for n in range(4)]
 TRIGGERS = 500
-SETTLE_SECONDS = 240
+SETTLE_SECONDS = 300
+
+
+async def group_stable(settings: Settings) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        return await group_is_stable(admin, settings.consumer_group)
+    finally:
+        await admin.close()
 
 
 async def produce_triggers(pipeline: Pipeline, count: int, chunk: int = 50) -> None:
@@ -83,6 +97,7 @@ async def test_two_workers_in_one_group_split_the_work_and_agree(pipeline: Pipel
     settings = pipeline.settings
     await produce(settings, settings.topic_assets, [asset_record(t, f"asset-{t}") for t in TENANTS])
     pipeline.start_worker(default_concurrency_limit=1000)
+    await pipeline.eventually(partial(group_stable, settings), "the first worker's group stable")
     pipeline.start_worker(default_concurrency_limit=1000)
     await produce_triggers(pipeline, TRIGGERS)
 
