@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from execution_stream.settings import Settings
+from execution_stream.streaming.topology import TABLES, changelog_topic
 
 
 class KafkaUnreachableError(RuntimeError):
@@ -23,7 +24,8 @@ class TopicsCreated:
 
 
 def desired_topics(settings: Settings) -> list[NewTopic]:
-    compacted = settings.compacted_topics()
+    changelogs = [changelog_topic(settings.consumer_group, table) for table in TABLES]
+    compacted = settings.compacted_topics() | set(changelogs)
     return [
         NewTopic(
             name=name,
@@ -31,7 +33,7 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
             replication_factor=settings.kafka_replication_factor,
             topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
         )
-        for name in settings.topic_names()
+        for name in [*settings.topic_names(), *changelogs]
     ]
 
 
@@ -50,7 +52,7 @@ async def create_topics(settings: Settings) -> TopicsCreated:
         raise KafkaUnreachableError(settings.kafka_bootstrap_servers, error or "timed out") from error
     finally:
         await admin.close()
-    names = settings.topic_names()
+    names = [topic.name for topic in desired_topics(settings)]
     return TopicsCreated(
         created=[topic.name for topic in missing],
         existing=[name for name in names if name in existing],

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,18 +42,12 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.retrying import pause
 from execution_stream.pipeline.statuses import release_of
 
 logger = logging.getLogger(__name__)
 GITHUB_ACTIONS = "github_actions"
 _TRANSIENT = (RepositoryUnavailableError, DispatchUnavailableError)
-_MAX_PAUSE_SECONDS = 15.0
-
-
-async def _pause(attempt: int, what: str, error: BaseException) -> None:
-    delay = min(_MAX_PAUSE_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-    logger.warning("%s paused %.1fs: %s", what, delay, error)
-    await asyncio.sleep(delay)
 
 
 @dataclass
@@ -87,7 +80,7 @@ class DispatchStep:
                     raise error
             waiting = [item for item, _ in failed]
             if waiting:
-                await _pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
+                await pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
                 attempt += 1
         return effects
 
@@ -124,7 +117,7 @@ class DispatchStep:
             try:
                 await self._mark(stored, change, effects)
             except RepositoryUnavailableError as error:
-                await _pause(attempt, f"marking {stored.execution_id} dispatched", error)
+                await pause(attempt, f"marking {stored.execution_id} dispatched", error)
             else:
                 return
 

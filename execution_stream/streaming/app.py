@@ -42,6 +42,7 @@ from execution_stream.pipeline.statuses import StatusStep
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.settings import Settings
 from execution_stream.streaming.resources import PipelineResources, utc_now
+from execution_stream.streaming.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS
 from execution_stream.streaming.wiring import (
     Batching,
     Sender,
@@ -94,8 +95,8 @@ class PipelineApp:
         self.app, self.settings, self.resources, self.metrics = app, settings, resources, metrics
         self.topics = {d: self._raw_topic(topic_name(settings, d)) for d in Destination}
         self.sender = Sender(self.topics, metrics.observe_sent)
-        self.allocations = app.Table("allocations", partitions=settings.kafka_partitions)
-        self.parked = app.Table("parked-triggers", partitions=settings.kafka_partitions)
+        self.allocations = app.Table(TABLE_ALLOCATIONS, partitions=settings.kafka_partitions)
+        self.parked = app.Table(TABLE_PARKED_TRIGGERS, partitions=settings.kafka_partitions)
         self.batching = Batching(settings.batch_size, settings.batch_within_seconds)
         self.lag_tracker = StatusTracker()
         self._steps: dict[str, Any] = {}
