@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,12 +43,18 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
-from execution_stream.pipeline.retrying import pause
 from execution_stream.pipeline.statuses import release_of
 
 logger = logging.getLogger(__name__)
 GITHUB_ACTIONS = "github_actions"
 _TRANSIENT = (RepositoryUnavailableError, DispatchUnavailableError)
+_MAX_PAUSE_SECONDS = 15.0
+
+
+async def _pause(attempt: int, what: str, error: BaseException) -> None:
+    delay = min(_MAX_PAUSE_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
+    logger.warning("%s paused %.1fs: %s", what, delay, error)
+    await asyncio.sleep(delay)
 
 
 @dataclass
@@ -80,7 +87,7 @@ class DispatchStep:
                     raise error
             waiting = [item for item, _ in failed]
             if waiting:
-                await pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
+                await _pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
                 attempt += 1
         return effects
 
@@ -117,7 +124,7 @@ class DispatchStep:
             try:
                 await self._mark(stored, change, effects)
             except RepositoryUnavailableError as error:
-                await pause(attempt, f"marking {stored.execution_id} dispatched", error)
+                await _pause(attempt, f"marking {stored.execution_id} dispatched", error)
             else:
                 return
 
@@ -148,15 +155,6 @@ class DispatchStep:
     async def _mark(self, execution: Execution, change: StatusChange, effects: Effects) -> None:
         key = ExecutionKey.of(execution)
         result = await self.repository.update_status(key, change, execution.plan_item_slug)
-        changed = result.execution
-        if changed is None:
-            return
-        if result.applied:
-            previous = result.previous_status
-        elif changed.status is change.status:
-            # Refused because it is done: an earlier attempt applied it, and its answer was lost.
-            previous = execution.status
-        else:
-            return
-        event = ExecutionEvent.from_change(changed, previous)
-        effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+        if result.applied and result.execution is not None:
+            event = ExecutionEvent.from_change(result.execution, result.previous_status)
+            effects.send(Destination.EVENTS, execution.tenant_id, encode(event))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 from collections import defaultdict
@@ -13,16 +12,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
-from execution_stream.domain.models import (
-    Execution,
-    ExecutionEvent,
-    ExecutionStatus,
-    ExecutionStatusUpdate,
-)
+from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatusUpdate
 from execution_stream.domain.ports import (
     ExecutionKey,
     ExecutionRepository,
-    RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
     UpdateOutcome,
@@ -37,19 +30,8 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
-from execution_stream.pipeline.retrying import pause
 
 logger = logging.getLogger(__name__)
-
-
-def _status_before(execution: Execution) -> ExecutionStatus:
-    """The status an execution left for its current one: statuses only move forward, and the
-    moment of each one it went through is recorded."""
-    if execution.status in TERMINAL_STATUSES and execution.registered_at is not None:
-        return ExecutionStatus.RUNNING
-    if execution.status is not ExecutionStatus.DISPATCHED and execution.dispatched_at is not None:
-        return ExecutionStatus.DISPATCHED
-    return ExecutionStatus.PENDING
 
 
 def release_of(execution: Execution) -> AllocationRelease:
@@ -97,29 +79,8 @@ class StatusStep:
         for update in updates:
             key = ExecutionKey(update.tenant_id, update.jit_event_id, update.execution_id)
             change = StatusChange(update.status, update.at, update.has_findings, update.error)
-            applied.append((update, await self._apply(key, change)))
+            applied.append((update, await self.repository.update_status(key, change)))
         return applied
-
-    async def _apply(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
-        """Until DynamoDB answers: retrying the whole batch instead would find the updates already
-        stored refused, and their events would never be published."""
-        for attempt in itertools.count():
-            try:
-                result = await self.repository.update_status(key, change)
-            except RepositoryUnavailableError as error:
-                await pause(attempt, f"status update of {key.execution_id}", error)
-                continue
-            stored = result.execution
-            if (
-                attempt
-                and result.outcome is UpdateOutcome.REFUSED
-                and stored
-                and stored.status is change.status
-            ):
-                # An earlier attempt applied it and its answer was lost: it is this update's change.
-                return StatusUpdateResult(UpdateOutcome.APPLIED, _status_before(stored), stored)
-            return result
-        raise AssertionError("unreachable")
 
     def _effects_of(
         self, update: ExecutionStatusUpdate, result: StatusUpdateResult, effects: Effects
