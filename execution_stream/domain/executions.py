@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from execution_stream.domain.identity import execution_id_for
-from execution_stream.domain.lifecycle import is_transition_allowed
+from execution_stream.domain.lifecycle import TERMINAL_STATUSES, is_transition_allowed
 from execution_stream.domain.models import (
     STATUS_TIME_FIELD,
     Asset,
@@ -78,3 +78,20 @@ def apply_status(
         f"{time_field}_ts": epoch_seconds(at),
     }
     return execution.model_copy(update=changes)
+
+
+def already_changed(execution: Execution, status: ExecutionStatus, at: datetime) -> bool:
+    """Whether `execution` already went to `status` at `at`: that change was stored before (a
+    replayed record, or a retry whose first answer was lost)."""
+    recorded_at = getattr(execution, STATUS_TIME_FIELD[status])
+    return execution.status is status and recorded_at == format_timestamp(at)
+
+
+def previous_status(execution: Execution) -> ExecutionStatus:
+    """The status `execution` left for its current one, from the moments it recorded: statuses only
+    move forward, and each one it went through has its time."""
+    if execution.status in TERMINAL_STATUSES and execution.registered_at is not None:
+        return ExecutionStatus.RUNNING
+    if execution.status is not ExecutionStatus.DISPATCHED and execution.dispatched_at is not None:
+        return ExecutionStatus.DISPATCHED
+    return ExecutionStatus.PENDING

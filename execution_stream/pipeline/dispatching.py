@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from execution_stream.domain.enrichment import (
     build_dispatched_job,
     github_workflow_target,
 )
+from execution_stream.domain.executions import already_changed, previous_status
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus
 from execution_stream.domain.ports import (
@@ -43,18 +43,13 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.retrying import pause
 from execution_stream.pipeline.statuses import release_of
 
 logger = logging.getLogger(__name__)
 GITHUB_ACTIONS = "github_actions"
 _TRANSIENT = (RepositoryUnavailableError, DispatchUnavailableError)
-_MAX_PAUSE_SECONDS = 15.0
-
-
-async def _pause(attempt: int, what: str, error: BaseException) -> None:
-    delay = min(_MAX_PAUSE_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-    logger.warning("%s paused %.1fs: %s", what, delay, error)
-    await asyncio.sleep(delay)
+_DISPATCH_FAILURES = frozenset({DeadLetterReason.DISPATCH_REFUSED, DeadLetterReason.DISPATCH_TARGET_MISSING})
 
 
 @dataclass
@@ -87,7 +82,7 @@ class DispatchStep:
                     raise error
             waiting = [item for item, _ in failed]
             if waiting:
-                await _pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
+                await pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
                 attempt += 1
         return effects
 
@@ -102,6 +97,8 @@ class DispatchStep:
         stored = await self.repository.get(ExecutionKey.of(execution))
         if stored is None or stored.status in TERMINAL_STATUSES:
             effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
+            if stored is not None:
+                self._fail_again(record, stored, effects)
             return
         if stored.status is ExecutionStatus.DISPATCHED:
             # A replay: a crash may have come between the mark and its event. Sent again, the event
@@ -124,7 +121,7 @@ class DispatchStep:
             try:
                 await self._mark(stored, change, effects)
             except RepositoryUnavailableError as error:
-                await _pause(attempt, f"marking {stored.execution_id} dispatched", error)
+                await pause(attempt, f"marking {stored.execution_id} dispatched", error)
             else:
                 return
 
@@ -152,9 +149,25 @@ class DispatchStep:
         effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
         effects.outgoing.append(dead_letter(record, reason, message))
 
+    def _fail_again(self, record: SourceRecord, stored: Execution, effects: Effects) -> None:
+        """A replay of a dispatch that failed: a crash may have come before its event and its dead
+        letter were sent, so both go out again."""
+        reason_text, _, message = (stored.error or "").partition(": ")
+        if reason_text not in _DISPATCH_FAILURES or stored.status is not ExecutionStatus.FAILED:
+            return
+        event = ExecutionEvent.from_change(stored, previous_status(stored))
+        effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
+        effects.outgoing.append(dead_letter(record, DeadLetterReason(reason_text), message))
+
     async def _mark(self, execution: Execution, change: StatusChange, effects: Effects) -> None:
         key = ExecutionKey.of(execution)
         result = await self.repository.update_status(key, change, execution.plan_item_slug)
-        if result.applied and result.execution is not None:
-            event = ExecutionEvent.from_change(result.execution, result.previous_status)
-            effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+        changed = result.execution
+        if result.applied and changed is not None:
+            previous = result.previous_status
+        elif changed is not None and already_changed(changed, change.status, change.at):
+            previous = previous_status(changed)  # an earlier attempt stored it; its answer was lost
+        else:
+            return
+        event = ExecutionEvent.from_change(changed, previous)
+        effects.send(Destination.EVENTS, execution.tenant_id, encode(event))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections import defaultdict
@@ -11,11 +12,13 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from execution_stream.domain.executions import already_changed, previous_status
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatusUpdate
 from execution_stream.domain.ports import (
     ExecutionKey,
     ExecutionRepository,
+    RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
     UpdateOutcome,
@@ -30,8 +33,20 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.retrying import pause
 
 logger = logging.getLogger(__name__)
+
+
+def _stored_before_as_applied(result: StatusUpdateResult, change: StatusChange) -> StatusUpdateResult:
+    """A refusal because this very change is stored already (its answer was lost, or a crash came
+    before its event) is the change itself: its event may never have gone out."""
+    stored = result.execution
+    if stored is None or result.outcome is not UpdateOutcome.REFUSED:
+        return result
+    if not already_changed(stored, change.status, change.at):
+        return result
+    return StatusUpdateResult(UpdateOutcome.APPLIED, previous_status(stored), stored)
 
 
 def release_of(execution: Execution) -> AllocationRelease:
@@ -79,8 +94,20 @@ class StatusStep:
         for update in updates:
             key = ExecutionKey(update.tenant_id, update.jit_event_id, update.execution_id)
             change = StatusChange(update.status, update.at, update.has_findings, update.error)
-            applied.append((update, await self.repository.update_status(key, change)))
+            applied.append((update, await self._apply(key, change)))
         return applied
+
+    async def _apply(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        """Until DynamoDB answers, one update at a time: retrying the whole batch instead would find
+        the updates already stored refused."""
+        for attempt in itertools.count():
+            try:
+                result = await self.repository.update_status(key, change)
+            except RepositoryUnavailableError as error:
+                await pause(attempt, f"status update of {key.execution_id}", error)
+                continue
+            return _stored_before_as_applied(result, change)
+        raise AssertionError("unreachable")
 
     def _effects_of(
         self, update: ExecutionStatusUpdate, result: StatusUpdateResult, effects: Effects

@@ -5,8 +5,10 @@ import pytest
 from execution_stream.domain.executions import (
     AssetMismatchError,
     TransitionNotAllowedError,
+    already_changed,
     apply_status,
     build_execution,
+    previous_status,
 )
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.lifecycle import is_transition_allowed
@@ -178,3 +180,31 @@ def test_parse_timestamp_round_trips() -> None:
     assert parsed == moment
     assert parsed.tzinfo == UTC
     assert parse_timestamp("2022-04-24T13:30:18+02:00") == moment
+
+
+@pytest.mark.parametrize(
+    ("path", "expected_previous"),
+    [
+        ([S.DISPATCHED], S.PENDING),
+        ([S.DISPATCHED, S.RUNNING], S.DISPATCHED),
+        ([S.DISPATCHED, S.RUNNING, S.COMPLETED], S.RUNNING),
+        ([S.DISPATCHED, S.FAILED], S.DISPATCHED),
+        ([S.FAILED], S.PENDING),
+        ([S.CANCELED], S.PENDING),
+    ],
+)
+def test_previous_status_is_read_from_the_recorded_moments(
+    path: list[ExecutionStatus], expected_previous: ExecutionStatus
+) -> None:
+    execution = make_execution()
+    for minute, status in enumerate(path):
+        execution = apply_status(execution, status, LATER + timedelta(minutes=minute))
+    assert previous_status(execution) is expected_previous
+
+
+def test_already_changed_knows_the_same_change_from_another_report() -> None:
+    running = apply_status(apply_status(make_execution(), S.DISPATCHED, LATER), S.RUNNING, LATER)
+    assert already_changed(running, S.RUNNING, LATER)
+    assert not already_changed(running, S.RUNNING, LATER + timedelta(microseconds=1))
+    assert not already_changed(running, S.DISPATCHED, LATER)
+    assert not already_changed(running, S.COMPLETED, LATER)

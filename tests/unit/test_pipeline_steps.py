@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from execution_stream.domain.allocation import LeaseWindows
 from execution_stream.domain.dispatch import DispatchRefusedError
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
@@ -17,10 +19,12 @@ from execution_stream.domain.ports import (
     ExecutionKey,
     ExecutionPage,
     ExecutionQuery,
+    RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
     UpdateOutcome,
 )
+from execution_stream.pipeline import retrying
 from execution_stream.pipeline.allocating import AllocationStep
 from execution_stream.pipeline.dispatching import DispatchStep
 from execution_stream.pipeline.parking import ParkingStep
@@ -270,7 +274,9 @@ async def test_a_refused_github_dispatch_fails_the_execution_frees_its_slot_and_
     execution = await stored_pending(repository, "github_actions", additional_attributes=attributes)
     step = dispatch_step(repository, RecordingGithub(refuse=True), RecordingRunnerJobs())
 
-    effects = await step.handle([source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")])
+    record = source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")
+    effects = await step.handle([record])
+    replay = await step.handle([record])
 
     failed = repository.items[ExecutionKey.of(execution)]
     assert failed.status is S.FAILED
@@ -285,9 +291,16 @@ async def test_a_refused_github_dispatch_fails_the_execution_frees_its_slot_and_
             "job_runner": "github_actions",
         }
     ]
+    assert [(e["status"], e["previous_status"]) for e in sent(effects, Destination.EVENTS)] == [
+        ("failed", "pending")
+    ]
+    # A crash may have come before these were sent: a replay sends them again.
+    assert sent(replay, Destination.EVENTS) == sent(effects, Destination.EVENTS)
+    assert reasons(replay) == ["dispatch_refused"]
+    assert sent(replay, Destination.ALLOCATE) == sent(effects, Destination.ALLOCATE)
 
 
-async def test_a_terminal_status_releases_the_slot_even_when_replayed() -> None:
+async def test_a_replayed_terminal_status_releases_the_slot_and_publishes_its_event_again() -> None:
     repository = MemoryRepository()
     execution = await stored_pending(repository, "jit_runner")
     await repository.update_status(ExecutionKey.of(execution), StatusChange(S.DISPATCHED, BASE_TIME))
@@ -306,6 +319,8 @@ async def test_a_terminal_status_releases_the_slot_even_when_replayed() -> None:
 
     effects = await step.handle([running, done, unknown, source(4, b"[]", "execution-status")])
     replay = await step.handle([done])
+    later_report = {**update, "at": "2026-01-01T00:02:00", "status": "completed"}
+    duplicate = await step.handle([source(5, json.dumps(later_report).encode(), "execution-status")])
 
     assert [(e["status"], e["previous_status"]) for e in sent(effects, Destination.EVENTS)] == [
         ("running", "dispatched"),
@@ -313,6 +328,72 @@ async def test_a_terminal_status_releases_the_slot_even_when_replayed() -> None:
     ]
     assert [r["type"] for r in sent(effects, Destination.ALLOCATE)] == ["release"]
     assert reasons(effects) == ["invalid"]
-    assert sent(replay, Destination.EVENTS) == []
+    # A crash may have come between the stored change and its event: the same update publishes it again.
+    assert sent(replay, Destination.EVENTS) == sent(effects, Destination.EVENTS)[1:]
+    # Another report of a status it is in already is refused and publishes nothing.
+    assert sent(duplicate, Destination.EVENTS) == []
     assert [r["type"] for r in sent(replay, Destination.ALLOCATE)] == ["release"]
     assert repository.items[ExecutionKey.of(execution)].has_findings is True
+
+
+class AnswerLosingRepository(MemoryRepository):
+    """Applies the first status update it is given, then fails as if the answer never came back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers_lost = 0
+
+    async def update_status(
+        self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
+    ) -> StatusUpdateResult:
+        result = await super().update_status(key, change, plan_item_slug)
+        if self.answers_lost == 0:
+            self.answers_lost += 1
+            raise RepositoryUnavailableError("read timeout")
+        return result
+
+
+async def test_a_dispatch_mark_whose_answer_was_lost_still_publishes_its_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(retrying, "MAX_PAUSE_SECONDS", 0.0)
+    repository, jobs = AnswerLosingRepository(), RecordingRunnerJobs()
+    execution = await stored_pending(repository, "jit_runner")
+
+    effects = await dispatch_step(repository, RecordingGithub(), jobs).handle(
+        [source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")]
+    )
+
+    assert repository.answers_lost == 1
+    assert len(jobs.jobs) == 1
+    assert [(e["status"], e["previous_status"]) for e in sent(effects, Destination.EVENTS)] == [
+        ("dispatched", "pending")
+    ]
+
+
+async def test_a_status_update_whose_answer_was_lost_still_publishes_its_event_and_releases(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(retrying, "MAX_PAUSE_SECONDS", 0.0)
+    repository = MemoryRepository()
+    execution = await stored_pending(repository, "jit_runner")
+    key = ExecutionKey.of(execution)
+    await repository.update_status(key, StatusChange(S.DISPATCHED, BASE_TIME))
+    await repository.update_status(key, StatusChange(S.RUNNING, BASE_TIME))
+    losing = AnswerLosingRepository()
+    losing.items = repository.items
+    update = {
+        "tenant_id": "tenant-a",
+        "jit_event_id": execution.jit_event_id,
+        "execution_id": execution.execution_id,
+        "at": "2026-01-01T00:01:00",
+        "status": "completed",
+    }
+
+    effects = await StatusStep(losing).handle([source(1, json.dumps(update).encode(), "execution-status")])
+
+    assert losing.answers_lost == 1
+    assert [(e["status"], e["previous_status"]) for e in sent(effects, Destination.EVENTS)] == [
+        ("completed", "running")
+    ]
+    assert [r["type"] for r in sent(effects, Destination.ALLOCATE)] == ["release"]
