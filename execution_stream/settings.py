@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     lease_window_seconds: int = Field(default=300, ge=1)
     watchdog_interval_seconds: float = Field(default=5.0, gt=0)
     lag_metrics_interval_seconds: float = Field(default=15.0, gt=0)
+    stalled_partition_check_seconds: float = Field(default=5.0, gt=0)
     asset_wait_seconds: float = Field(default=300.0, ge=0)
     asset_wait_check_seconds: float = Field(default=1.0, gt=0)
 

@@ -41,6 +41,7 @@ from execution_stream.pipeline.records import (
 from execution_stream.pipeline.statuses import StatusStep
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.settings import Settings
+from execution_stream.streaming.faust_fixes import StalledPartitions
 from execution_stream.streaming.resources import PipelineResources, utc_now
 from execution_stream.streaming.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS
 from execution_stream.streaming.wiring import (
@@ -99,6 +100,7 @@ class PipelineApp:
         self.parked = app.Table(TABLE_PARKED_TRIGGERS, partitions=settings.kafka_partitions)
         self.batching = Batching(settings.batch_size, settings.batch_within_seconds)
         self.lag_tracker = StatusTracker()
+        self.stalled_partitions = StalledPartitions()
         self._steps: dict[str, Any] = {}
 
     def register(self) -> None:
@@ -113,6 +115,7 @@ class PipelineApp:
         timer(self.settings.watchdog_interval_seconds)(self.fail_overdue_executions)
         timer(self.settings.watchdog_interval_seconds)(self.publish_pending_metrics)
         timer(self.settings.lag_metrics_interval_seconds, on_leader=True)(self.publish_lag_metrics)
+        timer(self.settings.stalled_partition_check_seconds)(self.heal_stalled_partitions)
 
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(name, key_serializer="raw", value_serializer="raw")
@@ -207,6 +210,13 @@ class PipelineApp:
         for tenant in list(self.parked.keys()):
             effects.send(Destination.WAITING, tenant, encode(WakeUp(tenant_id=tenant)))
         await self.sender.send(effects)
+
+    async def heal_stalled_partitions(self) -> None:
+        for tp, offset in (await self.stalled_partitions.heal(self.app.consumer)).items():
+            logger.warning(
+                "partition stalled at a record no agent received; read again from there",
+                extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
+            )
 
     async def fail_overdue_executions(self) -> None:
         step = await self.step("allocation")

@@ -24,6 +24,9 @@ from tests.support.ledger import (
 )
 from tests.support.pipeline import TopicReader, produce
 
+# Room for a restarted worker to wait out its killed predecessor's session and then settle.
+pytestmark = pytest.mark.timeout(480)
+
 TENANTS = [f"tenant-{n}" for n in range(4)]
 TRIGGERS = 500
 SETTLE_SECONDS = 300
@@ -94,10 +97,6 @@ async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(pipeline:
     assert ledger.statuses == {"dispatched": TRIGGERS}
 
 
-@pytest.mark.skip(
-    reason="two workers sharing a fresh group intermittently never finish their first rebalance "
-    "(the ledger stays short of 500); under investigation, see the note on the pipeline issue"
-)
 async def test_two_workers_in_one_group_split_the_work_and_agree(pipeline: Pipeline) -> None:
     settings = pipeline.settings
     await produce(settings, settings.topic_assets, [asset_record(t, f"asset-{t}") for t in TENANTS])

@@ -8,7 +8,6 @@ import pytest
 
 from tests.e2e.conftest import Pipeline
 from tests.support.fault_run import (
-    KNOWN_FAUST_SKIP,
     FaultRun,
     assert_no_loss_or_duplication,
     group_members,
@@ -20,7 +19,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]
 TRIGGERS = 240
 
 
-@KNOWN_FAUST_SKIP
 async def test_a_worker_joining_then_leaving_mid_stream_loses_and_duplicates_nothing(
     fault_pipeline: Pipeline,
 ) -> None:

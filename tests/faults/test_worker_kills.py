@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import Pipeline
-from tests.support.fault_run import KNOWN_FAUST_SKIP, FaultRun, assert_no_loss_or_duplication
+from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication
 from tests.support.workload import plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
@@ -18,7 +18,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 TRIGGERS = 240
 
 
-@KNOWN_FAUST_SKIP
 async def test_a_worker_killed_three_times_under_traffic_loses_and_duplicates_no_execution(
     fault_pipeline: Pipeline,
 ) -> None:
@@ -56,6 +55,6 @@ async def test_a_worker_killed_three_times_under_traffic_loses_and_duplicates_no
     )
     print(ledger.line())
     print(ledger.details)
-    assert_no_loss_or_duplication(ledger, dispatch_duplicates_allowed=True, events_complete=False)
+    assert_no_loss_or_duplication(ledger, dispatch_duplicates_allowed=True)
     assert ledger.dispatches - ledger.dispatch_duplicates == ledger.sent
     assert ledger.dlq == 0, ledger.details
