@@ -12,7 +12,8 @@ then lost (found by tests/faults; compare faust-streaming#216, #312, #606). Here
    processed twice, which every step survives (README "Delivery"). With no mark, offset jumps are
    never taken for compaction gaps and acknowledged unprocessed either.
 3. Nothing is committed past an offset that was not acknowledged itself, including on a partition
-   that had no committed offset yet (it starts at the log's first offset).
+   with no committed offset yet, or whose committed offset retention has deleted (either starts at
+   the log's first offset).
 4. A partition whose next offset to commit is neither acknowledged nor in an agent's hands while
    later ones are (the record was lost on its way to the agents) is sought back to that offset:
    `StalledPartitions`.
@@ -80,12 +81,12 @@ def apply() -> None:
 
     async def perform_seek(self: Any) -> None:
         await original_perform_seek(self)
-        acking = self.app.topics.acking_topics
-        committed = self._committed_offset
-        unknown = [tp for tp in self.assignment() if tp.topic in acking and committed[tp] is None]
-        if unknown:
-            for tp, earliest in (await self.earliest_offsets(*unknown)).items():
-                self._committed_offset[tp] = earliest
+        acking = [tp for tp in self.assignment() if tp.topic in self.app.topics.acking_topics]
+        if acking:
+            committed = self._committed_offset
+            for tp, first in (await self.earliest_offsets(*acking)).items():
+                if committed[tp] is None or committed[tp] < first:
+                    committed[tp] = first
 
     Consumer.__init__ = init  # type: ignore[method-assign]
     Consumer.ack = ack  # type: ignore[method-assign]
