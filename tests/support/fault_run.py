@@ -180,7 +180,11 @@ class FaultRun:
                 return False
             if self.runners.outstanding() or time.monotonic() - self.runners.last_report_at < 2:
                 return False
-            return all(by_id[i].status is self.runners.expected_status(i) for i in expected)
+            if not all(by_id[i].status is self.runners.expected_status(i) for i in expected):
+                return False
+            # An event follows its stored change: wait for it as well (a lost one times out here).
+            published = self.runners.published_statuses()
+            return all(e.status.value in published.get(i, set()) for i, e in by_id.items())
 
         timed_out: AssertionError | None = None
         try:
@@ -212,9 +216,7 @@ class FaultRun:
         topic_fed = Counter(job["execution_id"] for job in self.runners.jobs)
         github = Counter(d.inputs["execution_id"] for d in self.pipeline.github.dispatches)
         dispatched = topic_fed + github
-        events: dict[str, set[str]] = {}
-        for event in self.runners.events:
-            events.setdefault(event["execution_id"], set()).add(event["status"])
+        events = self.runners.published_statuses()
         current = {i: found[0] for i, found in by_id.items()}
         mismatched = sorted(
             i for i in expected if i in current and current[i].status is not self.runners.expected_status(i)

@@ -175,6 +175,13 @@ class SimulatedRunners:
     def dispatched_events(self) -> set[str]:
         return {e["execution_id"] for e in self.events if e["status"] == ExecutionStatus.DISPATCHED}
 
+    def published_statuses(self) -> dict[str, set[str]]:
+        """The statuses each execution's events on `execution-events` announced so far."""
+        published: dict[str, set[str]] = {}
+        for event in self.events:
+            published.setdefault(event["execution_id"], set()).add(event["status"])
+        return published
+
     def jobs_seen(self) -> set[str]:
         topic_fed = {job["execution_id"] for job in self.jobs}
         return topic_fed | {d.inputs["execution_id"] for d in self.github.dispatches}
