@@ -84,5 +84,8 @@ async def test_the_broker_restarted_under_traffic_the_worker_recovers_and_loses_
     print(ledger.line())
     print(ledger.details)
     print(f"worker restarted by the test: {restarted_worker}; producer resends: {run.workload.resends}")
-    assert_no_loss_or_duplication(ledger)
+    # A produce request the broker wrote just before it stopped is retried by the producer (records
+    # are at least once): a runner-jobs record can then arrive twice (README "Delivery").
+    assert_no_loss_or_duplication(ledger, dispatch_duplicates_allowed=True)
+    assert ledger.dispatches - ledger.dispatch_duplicates == ledger.sent
     assert ledger.dlq == 0, ledger.details
