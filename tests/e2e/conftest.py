@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -68,18 +69,25 @@ def pipeline_settings(isolated_settings: Settings, unique: str) -> Settings:
     )
 
 
-@pytest.fixture
-async def pipeline(pipeline_settings: Settings, app_key: AppKey, tmp_path: Path) -> AsyncIterator[Pipeline]:
+@asynccontextmanager
+async def open_pipeline(settings: Settings, app_key: AppKey, log_dir: Path) -> AsyncIterator[Pipeline]:
+    """Topics and table provisioned, a GitHub stand-in; every worker started is killed at the end."""
     async with running_github_standin(GITHUB_APP_ID, app_key.public_pem) as github:
-        settings = pipeline_settings.model_copy(
+        settings = settings.model_copy(
             update={"github_api_url": github.url, "github_app_private_key": SecretStr(app_key.private_pem)}
         )
         await provision(settings)
         async with open_repository(settings) as repository:
-            running = Pipeline(settings, github, repository, tmp_path, [])
+            running = Pipeline(settings, github, repository, log_dir, [])
             try:
                 yield running
             finally:
                 for worker in running.workers:
                     worker.kill()
                 print(running.logs())  # pytest shows it when the test failed
+
+
+@pytest.fixture
+async def pipeline(pipeline_settings: Settings, app_key: AppKey, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    async with open_pipeline(pipeline_settings, app_key, tmp_path) as running:
+        yield running

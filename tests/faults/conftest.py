@@ -8,17 +8,12 @@ that drives traffic and simulated runners and accounts for every trigger at the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from execution_stream.adapters.dynamodb_repository import open_repository
-from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
-from tests.e2e.conftest import GITHUB_APP_ID, Pipeline
-from tests.support.github_standin import running_github_standin
+from tests.e2e.conftest import GITHUB_APP_ID, Pipeline, open_pipeline
 from tests.support.pipeline import AppKey, generate_app_key
 
 
@@ -36,24 +31,6 @@ def fault_settings(base: Settings, unique: str) -> Settings:
             "asset_wait_check_seconds": 0.5,
         }
     )
-
-
-@asynccontextmanager
-async def open_pipeline(settings: Settings, app_key: AppKey, log_dir: Path) -> AsyncIterator[Pipeline]:
-    """Topics and table provisioned, a GitHub stand-in; every worker started is killed at the end."""
-    async with running_github_standin(GITHUB_APP_ID, app_key.public_pem) as github:
-        settings = settings.model_copy(
-            update={"github_api_url": github.url, "github_app_private_key": SecretStr(app_key.private_pem)}
-        )
-        await provision(settings)
-        async with open_repository(settings) as repository:
-            running = Pipeline(settings, github, repository, log_dir, [])
-            try:
-                yield running
-            finally:
-                for worker in running.workers:
-                    worker.kill()
-                print(running.logs())  # pytest shows it when the test failed
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 
 from execution_stream.localstack.kafka_broker import KafkaBroker
 from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline
-from tests.faults.conftest import fault_settings, open_pipeline
+from tests.e2e.conftest import Pipeline, open_pipeline
+from tests.faults.conftest import fault_settings
 from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication
 from tests.support.pipeline import AppKey
 from tests.support.workload import plan_triggers

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,16 +51,8 @@ FAST_GROUP_ENVIRONMENT = {
 class FaultWorker(WorkerProcess):
     """A worker process with faust's group timeouts shortened (FAST_GROUP_ENVIRONMENT)."""
 
-    def start(self) -> None:
-        environment = {**os.environ, **FAST_GROUP_ENVIRONMENT, **self.settings.to_environment()}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "execution_stream", "worker"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,
-            )
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **FAST_GROUP_ENVIRONMENT, **self.settings.to_environment()}
 
 
 @dataclass(frozen=True)

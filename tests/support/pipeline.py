@@ -49,8 +49,11 @@ class WorkerProcess:
     process: subprocess.Popen[bytes] | None = None
     expected_exit: bool = False
 
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **self.settings.to_environment()}
+
     def start(self) -> None:
-        environment = {**os.environ, **self.settings.to_environment()}
+        environment = self.environment()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "execution_stream", "worker"],
