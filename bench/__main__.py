@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.backlog import backlog_phase
 from bench.dynamodb_ceiling import dynamodb_ceiling
 from bench.kafka_ceiling import kafka_ceiling
 from bench.observe import started_here
@@ -49,6 +50,9 @@ def arguments() -> argparse.Namespace:
         type=lambda text: [int(c) for c in text.split(",")],
         default=[4, 8, 16, 32],
         help="conditional PutItem concurrencies tried for D (default 4,8,16,32)",
+    )
+    parser.add_argument(
+        "--backlog", type=int, default=10_000, help="triggers of one tenant in the backlog phase"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the worker and moto during P")
     parser.add_argument("--work-dir", type=Path, help="where logs and profiles go (default: a temp dir)")
@@ -76,7 +80,8 @@ async def measure(
         dynamodb_log=dynamodb_log,
         profiler=profiler,
     )
-    return Results(n, kafka, dynamodb, pipeline, {})
+    backlog = await backlog_phase(settings, options.backlog, work_dir)
+    return Results(n, kafka, dynamodb, pipeline, backlog, {})
 
 
 def context(stack: LocalStack, work_dir: Path, load_before: tuple[float, float, float]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import jwt
 from pydantic import SecretStr
 
 from execution_stream.adapters.dynamodb_client import open_client
+from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.adapters.dynamodb_table import create_table
 from execution_stream.api.access_log import ACCESS_LOGGER
@@ -40,7 +41,8 @@ from execution_stream.api.app import build_app
 from execution_stream.api.server import serving
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
 from execution_stream.domain import keys
-from execution_stream.domain.ports import ExecutionPage, ExecutionQuery
+from execution_stream.domain.models import Execution
+from execution_stream.domain.ports import ExecutionPage, ExecutionQuery, QueueSnapshot
 from execution_stream.localstack.stack import local_stack
 from execution_stream.settings import Settings
 from tests.factories import BASE_TIME, execution
@@ -186,7 +188,9 @@ async def check_page(url: str, token: str) -> None:
 
 
 class FixedPage:
-    """A repository that answers every list with one page read before: the API's own cost."""
+    """A repository that answers every list with one page read before: the API's own cost.
+
+    Also the reader: the bench's executions are never queued, so no snapshot is asked for."""
 
     def __init__(self, page: ExecutionPage) -> None:
         self._page = page
@@ -197,11 +201,18 @@ class FixedPage:
     async def ping(self) -> None:
         return None
 
+    async def find(self, tenant_id: str, execution_id: str) -> Execution | None:
+        return None
+
+    async def queue_snapshots(self, tenant_id: str, runners: frozenset[str]) -> dict[str, QueueSnapshot]:
+        return {}
+
 
 async def load_api_alone(settings: Settings, tenant: str, token: str, seconds: float) -> Load:
     async with open_repository(settings) as repository:
         page = await repository.list(ExecutionQuery(tenant, limit=PAGE))
-    app = build_app(settings, FixedPage(page))  # type: ignore[arg-type]
+    fixed = FixedPage(page)
+    app = build_app(settings, fixed, fixed)  # type: ignore[arg-type]
     async with serving(app, "127.0.0.1", 0) as base:
         load = await load_api(f"{base}/executions?limit={PAGE}", token, 4, seconds)
     return Load(**(asdict(load) | {"label": "API, in-memory page (no DynamoDB), 4 conns"}))
@@ -214,8 +225,8 @@ async def measure(settings: Settings, arguments: argparse.Namespace) -> tuple[li
     token = jwt.encode({"tenant_id": tenant, "exp": int(time.time()) + 7200}, _secret(settings))
     pairs = []
     for connections in arguments.connections:
-        async with open_repository(settings) as repository:
-            app = build_app(settings, repository)
+        async with open_repository(settings) as repository, open_reader(settings) as reader:
+            app = build_app(settings, repository, reader)
             async with serving(app, "127.0.0.1", 0) as base:
                 url = f"{base}/executions?limit={PAGE}"
                 await check_page(url, token)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.backlog import Backlog
 from bench.dynamodb_ceiling import DynamoDBCeiling, Rate
 from bench.kafka_ceiling import KafkaCeiling
 from bench.pipeline_run import PipelineRun
@@ -20,6 +21,7 @@ class Results:
     kafka: KafkaCeiling
     dynamodb: DynamoDBCeiling
     pipeline: PipelineRun
+    backlog: Backlog
     context: dict[str, Any]
 
     @property
@@ -50,12 +52,21 @@ class Results:
             "p95_ms": round(latency.p95_ms, 1),
             "p99_ms": round(latency.p99_ms, 1),
             "worker_peak_rss_mb": round(self.pipeline.worker_peak_rss_mib, 1),
+            "backlog_accept_per_second": round(self.backlog.accept_per_second, 1),
+            "backlog_accept_over_D": round(
+                self.backlog.accept_per_second / self.dynamodb.conditional_put_best, 3
+            ),
+            "admission_us": {str(a.backlog): round(a.microseconds, 1) for a in self.backlog.admissions},
+            "admission_flatness": round(self.backlog.flatness, 2),
+            "bytes_per_pending": round(self.backlog.bytes_per_pending),
+            "bytes_per_parked": round(self.backlog.bytes_per_parked),
+            "backlog_worker_peak_rss_mb": round(self.backlog.worker_peak_rss_mib, 1),
         }
 
 
 def table(results: Results) -> str:
     f = results.figures()
-    d, p, k = results.dynamodb, results.pipeline, results.kafka
+    d, p, k, b = results.dynamodb, results.pipeline, results.kafka, results.backlog
     rows = [
         ("N", f"{f['N']}", f"executions for D and P; {k.records} records for K"),
         ("K", f"{f['K']:.0f} records/s", f"aiokafka getmany -> send -> commit, {k.record_bytes} B records"),
@@ -68,6 +79,16 @@ def table(results: Results) -> str:
         ("latency p50/p95/p99", f"{f['p50_ms']:.0f} / {f['p95_ms']:.0f} / {f['p99_ms']:.0f} ms",
          f"trigger -> runner-jobs at {p.latency.rate_per_second:.1f}/s, {p.latency.count} triggers"),
         ("worker peak RSS", f"{f['worker_peak_rss_mb']:.0f} MB", "sampled every 0.2 s during P"),
+        ("backlog accept", f"{f['backlog_accept_per_second']:.0f} triggers/s",
+         f"{b.triggers} triggers of one tenant (limit 10) stored pending; "
+         f"{f['backlog_accept_over_D']:.2f} of D"),
+        ("admission cost", " / ".join(f"{a.microseconds:.0f}" for a in b.admissions) + " us",
+         "one release admitting the next, at backlogs " + " / ".join(str(a.backlog) for a in b.admissions)
+         + f"; last/first {f['admission_flatness']:.2f} (1.0 = flat)"),
+        ("changelog per admission", f"{b.admissions[-1].changelog_bytes:.0f} B", "bytes the table writes"),
+        ("memory per pending/parked", f"{f['bytes_per_pending']} / {f['bytes_per_parked']} B",
+         "table entries, tracemalloc"),
+        ("backlog worker peak RSS", f"{f['backlog_worker_peak_rss_mb']:.0f} MB", "during the accept phase"),
     ]  # fmt: skip
     width = max(len(name) for name, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
@@ -119,6 +140,7 @@ def write_json(results: Results, path: Path = RESULTS) -> None:
         "kafka": asdict(results.kafka),
         "dynamodb": asdict(results.dynamodb),
         "pipeline": asdict(results.pipeline),
+        "backlog": asdict(results.backlog),
         "context": results.context,
     }
     path.parent.mkdir(exist_ok=True)

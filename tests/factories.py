@@ -7,6 +7,7 @@ from typing import Any
 
 from execution_stream.domain.executions import build_execution
 from execution_stream.domain.models import Asset, Execution, Step, TriggerEvent
+from execution_stream.domain.ports import QueueSnapshot
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -69,3 +70,24 @@ def execution(
     event = trigger_event(tenant_id, f"event-{number}", f"asset-{number}", plan_item_slug)
     moment = created_at or BASE_TIME + timedelta(seconds=number, microseconds=number)
     return build_execution(event, asset(tenant_id, f"asset-{number}"), moment)
+
+
+def queue_snapshot(
+    tenant_id: str = "tenant-a",
+    job_runner: str = "github_actions",
+    *,
+    head_index: int = 0,
+    limit: int = 2,
+    in_use: int = 2,
+    queued: int = 3,
+) -> QueueSnapshot:
+    return QueueSnapshot(
+        tenant_id=tenant_id,
+        job_runner=job_runner,
+        limit=limit,
+        in_use=in_use,
+        head_index=head_index,
+        queued=queued,
+        version=1,
+        updated_at="2026-01-01T00:00:00.000000",
+    )

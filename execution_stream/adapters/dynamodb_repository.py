@@ -21,7 +21,7 @@ from execution_stream.domain import keys
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.item_codec import execution_from_item, execution_to_item
 from execution_stream.domain.lifecycle import allowed_predecessors
-from execution_stream.domain.models import Execution
+from execution_stream.domain.models import Asset, Execution
 from execution_stream.domain.ports import (
     CreateResult,
     ExecutionKey,
@@ -34,6 +34,7 @@ from execution_stream.domain.ports import (
     StatusUpdateResult,
     UpdateOutcome,
 )
+from execution_stream.domain.timestamps import format_timestamp
 from execution_stream.settings import Settings
 
 if TYPE_CHECKING:
@@ -139,19 +140,40 @@ class DynamoDBExecutionRepository:
             raise translate(error, "update execution status") from error
         old = execution_from_item(from_attribute_values(response["Attributes"]))
         updated = apply_status(old, change.status, change.at, change.has_findings, change.error)
+        if change.deadline_at is not None:
+            updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
         return StatusUpdateResult(UpdateOutcome.APPLIED, old.status, updated)
 
-    async def _stored(self, error: ClientError, key: ExecutionKey) -> Execution:
+    async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
+        try:
+            response = await self._client.update_item(
+                TableName=self._table,
+                Key=_primary_key(key),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **dynamodb_status.asset_completion(asset),
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return await self._seen_by(error, key)
+            raise translate(error, "complete a waiting execution") from error
+        except BotoCoreError as error:
+            raise translate(error, "complete a waiting execution") from error
+        return execution_from_item(from_attribute_values(response["Attributes"]))
+
+    async def _seen_by(self, error: ClientError, key: ExecutionKey) -> Execution | None:
         """The item a failed condition saw, or (endpoints that do not return it) a fresh read."""
         old: Any = error.response.get("Item")
-        stored = execution_from_item(from_attribute_values(old)) if old else await self.get(key)
+        return execution_from_item(from_attribute_values(old)) if old else await self.get(key)
+
+    async def _stored(self, error: ClientError, key: ExecutionKey) -> Execution:
+        stored = await self._seen_by(error, key)
         if stored is None:
             raise RepositoryError(f"execution {key.execution_id} vanished while it was being written")
         return stored
 
     async def _refused(self, key: ExecutionKey, error: ClientError) -> StatusUpdateResult:
-        old: Any = error.response.get("Item")
-        stored = execution_from_item(from_attribute_values(old)) if old else await self.get(key)
+        stored = await self._seen_by(error, key)
         if stored is None:
             return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
         return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)

@@ -6,7 +6,7 @@ from typing import Any
 
 from execution_stream.domain import keys
 from execution_stream.domain.lifecycle import allowed_predecessors
-from execution_stream.domain.models import STATUS_TIME_FIELD
+from execution_stream.domain.models import STATUS_TIME_FIELD, Asset, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey, StatusChange
 from execution_stream.domain.timestamps import epoch_seconds, format_timestamp
 
@@ -36,6 +36,9 @@ def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) 
         f"{time_field} = :at",
         f"{time_field}_ts = :at_ts",
     ]
+    if change.deadline_at is not None:
+        values[":deadline"] = {"S": format_timestamp(change.deadline_at)}
+        assignments.append("deadline_at = :deadline")
     expression = f"SET {', '.join(assignments)}"
     if change.error is None:
         expression += " REMOVE #error"
@@ -50,4 +53,19 @@ def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) 
         ),
         "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
         "ExpressionAttributeValues": values,
+    }
+
+
+def asset_completion(asset: Asset) -> dict[str, Any]:
+    """SET the asset's fields of an execution that waited for its asset, while it still waits."""
+    return {
+        "UpdateExpression": "SET asset_name = :name, asset_type = :type, vendor = :vendor REMOVE #waiting",
+        "ConditionExpression": "attribute_exists(#waiting) AND #status = :pending",
+        "ExpressionAttributeNames": {"#status": "status", "#waiting": "waiting_for_asset"},
+        "ExpressionAttributeValues": {
+            ":name": {"S": asset.asset_name},
+            ":type": {"S": asset.asset_type},
+            ":vendor": {"S": asset.vendor},
+            ":pending": {"S": ExecutionStatus.PENDING.value},
+        },
     }

@@ -1,4 +1,4 @@
-"""The aiohttp application of the API, built from settings and a repository (no globals)."""
+"""The aiohttp application of the API, built from settings, a repository and a reader (no globals)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from execution_stream.api.cursors import CursorCodec, cursor_key
 from execution_stream.api.metrics import ApiMetrics
 from execution_stream.api.middleware import json_errors
 from execution_stream.api.openapi import openapi_document
-from execution_stream.domain.ports import ExecutionRepository
+from execution_stream.domain.ports import ExecutionReader, ExecutionRepository
 from execution_stream.settings import Settings
 
 # Every endpoint is a GET: a request body has no use here.
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 
-def build_app(settings: Settings, repository: ExecutionRepository) -> web.Application:
+def build_app(
+    settings: Settings, repository: ExecutionRepository, reader: ExecutionReader
+) -> web.Application:
     """Raises AuthConfigurationError or CursorConfigurationError when no key is configured."""
     context = handlers.ApiContext(
         repository=repository,
+        reader=reader,
         verifier=TokenVerifier.from_settings(settings),
         cursors=CursorCodec(cursor_key(settings)),
         openapi_json=handlers.encode_document(openapi_document()),
@@ -32,6 +35,7 @@ def build_app(settings: Settings, repository: ExecutionRepository) -> web.Applic
     )
     app[handlers.CONTEXT] = context
     app.router.add_get("/executions", handlers.list_executions)
+    app.router.add_get("/executions/{execution_id}", handlers.get_execution)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/openapi.json", handlers.openapi)

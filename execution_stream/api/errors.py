@@ -9,6 +9,7 @@ from aiohttp import web
 
 BAD_REQUEST = 400
 UNAUTHORIZED = 401
+NOT_FOUND = 404
 SERVICE_UNAVAILABLE = 503
 INTERNAL_ERROR = 500
 
@@ -45,6 +46,11 @@ class UnauthorizedError(ApiError):
         # RFC 6750: a 401 for a bearer-protected resource names the scheme it expects.
         challenge = 'Bearer realm="execution-stream", error="invalid_token"'
         super().__init__(UNAUTHORIZED, "unauthorized", message, {"WWW-Authenticate": challenge})
+
+
+class NotFoundError(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(NOT_FOUND, "not_found", message)
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""The request handlers: authenticate, validate, ask the repository once, shape the body."""
+"""The request handlers: authenticate, validate, ask DynamoDB once or twice, shape the body."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +13,21 @@ from aiohttp import hdrs, web
 
 from execution_stream.api.auth import TokenVerifier
 from execution_stream.api.cursors import CursorCodec
-from execution_stream.api.errors import SERVICE_UNAVAILABLE, UnauthorizedError, error_response
-from execution_stream.api.validation import parse_list_parameters
-from execution_stream.domain.item_codec import execution_to_item
-from execution_stream.domain.ports import ExecutionQuery, ExecutionRepository, RepositoryError
+from execution_stream.api.errors import (
+    SERVICE_UNAVAILABLE,
+    NotFoundError,
+    UnauthorizedError,
+    error_response,
+)
+from execution_stream.api.items import api_items
+from execution_stream.api.validation import parse_execution_id, parse_list_parameters
+from execution_stream.domain.models import Execution
+from execution_stream.domain.ports import (
+    ExecutionQuery,
+    ExecutionReader,
+    ExecutionRepository,
+    RepositoryError,
+)
 
 logger = logging.getLogger("execution_stream.api")
 
@@ -35,6 +47,7 @@ TENANT_ID: Any = _request_key("tenant_id")
 @dataclass(frozen=True)
 class ApiContext:
     repository: ExecutionRepository
+    reader: ExecutionReader
     verifier: TokenVerifier
     cursors: CursorCodec
     openapi_json: bytes
@@ -68,17 +81,34 @@ async def list_executions(request: web.Request) -> web.Response:
             start_after=start,
         )
     )
-    if any(execution.tenant_id != tenant_id for execution in page.items):
-        # Never show another tenant's data, whatever went wrong below us: fail loudly instead.
-        raise RuntimeError("the repository returned an execution of another tenant")
+    _check_tenant(page.items, tenant_id)
     after = None
     if page.next_key is not None:
         after = context.cursors.encode(page.next_key, tenant_id, parameters.filter)
     body: dict[str, Any] = {
-        "data": [execution_to_item(execution) for execution in page.items],
+        "data": await api_items(context.reader, tenant_id, page.items),
         "metadata": {"count": len(page.items), "after": after},
     }
     return web.json_response(body)
+
+
+async def get_execution(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    tenant_id = authenticate(request)
+    execution_id = parse_execution_id(request.match_info["execution_id"], request.query)
+    execution = await context.reader.find(tenant_id, execution_id)
+    if execution is None:
+        # Another tenant's id is looked up under the caller's tenant: it is just as unknown.
+        raise NotFoundError(f"no execution {execution_id!r}")
+    _check_tenant([execution], tenant_id)
+    (item,) = await api_items(context.reader, tenant_id, [execution])
+    return web.json_response(item)
+
+
+def _check_tenant(executions: Sequence[Execution], tenant_id: str) -> None:
+    if any(execution.tenant_id != tenant_id for execution in executions):
+        # Never show another tenant's data, whatever went wrong below us: fail loudly instead.
+        raise RuntimeError("the store returned an execution of another tenant")
 
 
 async def healthz(request: web.Request) -> web.Response:

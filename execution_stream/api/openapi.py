@@ -6,11 +6,13 @@ from typing import Any
 
 from execution_stream.api.validation import (
     DEFAULT_LIMIT,
+    EXECUTION_ID_PATTERN,
     MAX_LIMIT,
     MAX_PLAN_ITEM_SLUG_LENGTH,
     MIN_LIMIT,
 )
 from execution_stream.domain.models import ExecutionStatus
+from execution_stream.domain.waiting import WaitingReason
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -21,6 +23,18 @@ _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NULLABLE_INTEGER = {"type": ["integer", "null"]}
 _JSON = "application/json"
+_WAITING = (
+    "Pending executions only (absent on others). 'asset': the trigger waits for its asset "
+    "(asset_name, asset_type and vendor are empty until it arrives); 'capacity': the tenant is at "
+    "its limit for this runner and the execution waits in the runner's queue; null: not known to "
+    "wait (admitted and being dispatched, or no queue snapshot yet)."
+)
+_POSITION = (
+    "With waiting_reason 'capacity': 1 is the next execution to be admitted; else null. At most "
+    "~1 s behind the worker, and it counts executions cancelled while waiting ahead of this one "
+    "until the head of the queue passes them, so it may overstate the position by that many."
+)
+_CAPACITY_ONLY = "With waiting_reason 'capacity' only (at most ~1 s behind the worker): "
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -44,6 +58,7 @@ def _execution_schema() -> dict[str, Any]:
     properties.update({f"{name}_at": _NULLABLE_STRING for name in later})
     properties.update({f"{name}_at_ts": _NULLABLE_INTEGER for name in later})
     properties["error"] = _NULLABLE_STRING
+    properties.update(_waiting_properties())
     properties.update(
         status={"type": "string", "enum": [status.value for status in ExecutionStatus]},
         has_findings={"type": "boolean"},
@@ -55,7 +70,9 @@ def _execution_schema() -> dict[str, Any]:
         "type": "object",
         "description": (
             "One execution, shaped as the stored item (the seed's example), key attributes "
-            "(PK, SK, GSI1PK..GSI4SK) included. Timestamps are UTC, "
+            "(PK, SK, GSI1PK..GSI4SK, and GSI5PK on items stored since it exists) included; the "
+            "worker's queue bookkeeping (waiting_for_asset, queue_index) is shown as waiting_reason "
+            "and queue_position instead. Timestamps are UTC, "
             "'YYYY-MM-DDTHH:MM:SS.ffffff' without offset; *_ts are Unix epoch seconds."
         ),
         "required": [
@@ -64,6 +81,23 @@ def _execution_schema() -> dict[str, Any]:
         ],
         "properties": properties,
         "additionalProperties": True,
+    }
+
+
+def _waiting_properties() -> dict[str, Any]:
+    reasons: list[str | None] = [reason.value for reason in WaitingReason]
+    figures = {
+        "limit": "the executions the tenant may run at once on this runner",
+        "in_use": "the slots in use",
+    }
+    return {
+        "GSI5PK": {"type": "string", "description": "TENANT#<tenant_id>#EXECUTION#<execution_id>"},
+        "waiting_reason": {"type": ["string", "null"], "enum": [*reasons, None], "description": _WAITING},
+        "queue_position": {"type": ["integer", "null"], "minimum": 1, "description": _POSITION},
+        **{
+            name: {"type": "integer", "minimum": 0, "description": f"{_CAPACITY_ONLY}{text}."}
+            for name, text in figures.items()
+        },
     }
 
 
@@ -166,6 +200,35 @@ def _list_parameters() -> list[dict[str, Any]]:
     ]
 
 
+def _execution_id_parameter() -> dict[str, Any]:
+    return {
+        "name": "execution_id",
+        "in": "path",
+        "required": True,
+        "description": "The execution's id: 32 lowercase hexadecimal characters.",
+        "schema": {"type": "string", "pattern": EXECUTION_ID_PATTERN},
+    }
+
+
+def _get_execution_operation() -> dict[str, Any]:
+    return {
+        "operationId": "getExecution",
+        "summary": "One execution of the caller's tenant",
+        "description": "The tenant is the token's tenant claim: another tenant's execution is a "
+        "404, as an unknown id is. No query parameter is accepted. Read from an index: an "
+        "execution stored a moment ago may take up to about a second to be found.",
+        "parameters": [_execution_id_parameter()],
+        "responses": {
+            "200": {"description": "The execution", "content": {_JSON: {"schema": _ref("Execution")}}},
+            "400": _error("An id that is not 32 lowercase hex characters, or a query parameter"),
+            "401": _error("Missing, malformed, expired or wrongly signed bearer token"),
+            "404": _error("No execution of this id in the caller's tenant (code not_found)"),
+            "500": _error("An unexpected error (logged)"),
+            "503": _error("DynamoDB is unavailable; retry later"),
+        },
+    }
+
+
 def _health_operation(summary: str, unavailable: bool) -> dict[str, Any]:
     health = {"content": {_JSON: {"schema": _ref("Health")}}}
     responses: dict[str, Any] = {"200": {"description": "OK", **health}}
@@ -193,6 +256,7 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/executions/{execution_id}": {"get": _get_execution_operation()},
         "/healthz": {"get": _health_operation("The process is up", unavailable=False)},
         "/readyz": {"get": _health_operation("DynamoDB is reachable", unavailable=True)},
         "/openapi.json": {

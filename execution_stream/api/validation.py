@@ -1,7 +1,8 @@
-"""The query parameters of `GET /executions`, checked before anything reaches DynamoDB."""
+"""The parameters of `GET /executions` and `GET /executions/{id}`, checked before DynamoDB."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -22,6 +23,9 @@ MIN_LIMIT = 1
 MAX_LIMIT = 100
 MAX_PLAN_ITEM_SLUG_LENGTH = MAX_IDENTIFIER_LENGTH
 _SHOWN_CHARACTERS = 64
+# derive_execution_id: a UUID5 as 32 lowercase hex characters.
+EXECUTION_ID_PATTERN = "^[0-9a-f]{32}$"
+_EXECUTION_ID = re.compile("[0-9a-f]{32}")  # fullmatch: '$' would let a trailing newline pass
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,17 @@ def parse_list_parameters(query: MultiMapping[str]) -> ListParameters:
         limit=parse_limit(query.get(LIMIT)),
         after=parse_after(query.get(AFTER)),
     )
+
+
+def parse_execution_id(value: str, query: MultiMapping[str]) -> str:
+    """The id of `GET /executions/{execution_id}`, which takes no query parameter."""
+    _reject_unknown((name for name, _ in query.items()), allowed=())
+    if not _EXECUTION_ID.fullmatch(value):
+        raise InvalidParameterError(
+            f"execution_id must be 32 lowercase hexadecimal characters, got {shown(value)}",
+            code="invalid_execution_id",
+        )
+    return value
 
 
 def parse_status(value: str | None) -> ExecutionStatus | None:
@@ -114,15 +129,15 @@ def parse_after(value: str | None) -> str | None:
     return value
 
 
-def _reject_unknown(names: Iterable[str]) -> None:
-    unknown = sorted({name for name in names if name not in ALLOWED_PARAMETERS})
+def _reject_unknown(names: Iterable[str], allowed: tuple[str, ...] = ALLOWED_PARAMETERS) -> None:
+    unknown = sorted({name for name in names if name not in allowed})
     if not unknown:
         return
     listed = ", ".join(shown(name) for name in unknown[:5])
     hint = " (the tenant is taken from the token)" if "tenant_id" in unknown else ""
+    allowing = f"allowed: {', '.join(allowed)}" if allowed else "none is allowed here"
     raise InvalidParameterError(
-        f"unknown query parameter {listed}{hint}; allowed: {', '.join(ALLOWED_PARAMETERS)}",
-        code="unknown_parameter",
+        f"unknown query parameter {listed}{hint}; {allowing}", code="unknown_parameter"
     )
 
 

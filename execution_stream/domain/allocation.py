@@ -1,299 +1,355 @@
-"""A tenant's runner capacity: who holds a slot, who waits for one, and leases that expire in windows.
+"""A tenant's runner capacity at any backlog: who holds a slot, who waits, in arrival order.
 
-The allocate agent keeps one `TenantAllocation` per tenant in a table, passes the time in, and forwards
-the admitted executions. Everything here is pure: no clock, no I/O, and every operation returns a new
-state. Any operation first expires old leases and admits waiting executions into the slots it frees.
+State lives in one key-value table (a faust table in the worker, a dict in tests), one small value
+per key, so that every operation reads and writes a handful of keys whatever the backlog. Each
+tenant and runner has a *line*, the head of a `commits.Commit`, and the keys that belong to it:
+- "L#<tenant>#<runner>"          the line: slots in use, the queue's head and tail, released ring
+- "H#<tenant>#<execution_id>"    a holder: runner, jit_event_id, granted_at, deadline_at
+- "Q#<tenant>#<index>#<runner>"  a queued execution's reference, at its index
+- "M#<tenant>#<execution_id>"    where a waiting execution is queued, or that it was released lately
+- "R#<tenant>#<n>#<runner>"      the ring of released ids, forgotten by age and count
+Every key starts with the tenant, so it stays on the tenant's partition. Operations return the
+writes to apply once their effects are sent. A slot is held until its execution is released: no
+time reclaims it; the watchdog fails an overdue execution, and its final status releases the slot.
 """
 
-import math
-from collections.abc import Callable, Iterable, Mapping
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from execution_stream.domain.commits import VERSION, Commit, Write, resolve
 
-Payload = dict[str, JsonValue]
-LimitFor = Callable[[str], int]
-
-
-class LeaseWindows(BaseModel):
-    """Tumbling windows: a slot counts in the window it was granted in, and that window takes its
-    holders with it when it expires `expires_seconds` after its end."""
-
-    model_config = ConfigDict(frozen=True)
-
-    size_seconds: float = Field(gt=0, allow_inf_nan=False)
-    expires_seconds: float = Field(allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _expires_covers_a_window(self) -> Self:
-        # A tumbling window expiring sooner than its size misbehaves (faust-streaming#118).
-        if self.expires_seconds < self.size_seconds:
-            raise ValueError("expires_seconds must be at least size_seconds")
-        return self
-
-    def start_of(self, moment: float) -> float:
-        # Floor division, not floor(moment / size): the quotient can round up to the next window.
-        return moment // self.size_seconds * self.size_seconds
-
-    def expiry_of(self, window_start: float) -> float:
-        return window_start + self.size_seconds + self.expires_seconds
+LimitFor = Callable[[str, str], int]
+_EMPTY_LINE = {"in_use": 0, "waiting": 0, "head": 0, "tail": 0, "released_head": 0, "released_tail": 0}
+# Released ids forgotten per operation: enough to keep the ring bounded, cheap per message.
+_FORGET_PER_OPERATION = 4
 
 
-class Holder(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class RunnerLine:
+    in_use: int
+    queued: int
+    # Queue indexes: the next to admit, the next to give; between them, released ones leave holes.
+    head: int
+    tail: int
+    version: int
 
-    granted_at: float
-    window_start: float
-    # What the caller needs to act on a holder alone (the watchdog: the execution's full key).
-    reference: dict[str, str] = Field(default_factory=dict)
 
-
-class QueuedExecution(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True)
+class Admission:
+    tenant_id: str
     execution_id: str
-    enqueued_at: float
-    payload: Payload
-    reference: dict[str, str] = Field(default_factory=dict)
+    jit_event_id: str
+    runner: str
 
 
-class RunnerSlots(BaseModel):
-    """One runner's holders (by execution_id) and its queue, oldest first."""
-
-    model_config = ConfigDict(frozen=True)
-
-    holders: dict[str, Holder] = Field(default_factory=dict)
-    queue: tuple[QueuedExecution, ...] = ()
-
-
-class TenantAllocation(BaseModel):
-    """One tenant's allocation state; treat it as immutable."""
-
-    model_config = ConfigDict(frozen=True)
-
-    windows: LeaseWindows
-    runners: dict[str, RunnerSlots] = Field(default_factory=dict)
-    # execution_id -> when it is forgotten: a request replayed after its release must not take a slot.
-    released: dict[str, float] = Field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        return cls.model_validate(data)
+@dataclass(frozen=True)
+class Queued:
+    tenant_id: str
+    execution_id: str
+    jit_event_id: str
+    runner: str
+    index: int
 
 
 class Outcome(StrEnum):
     ADMITTED = "admitted"
     QUEUED = "queued"
     DUPLICATE = "duplicate"
+    NONE = "none"
 
 
-class Admission(NamedTuple):
-    execution_id: str
-    runner: str
-    payload: Payload
-
-
-class Decision(NamedTuple):
+@dataclass(frozen=True)
+class Result:
     outcome: Outcome
-    # Everything to forward now, in order: executions that slots freed by expiry admitted, then this one.
+    # Everything to forward now, in order: those a freed slot or a raised limit admitted, then this one.
     admitted: list[Admission]
+    writes: list[Write]
+    queued: Queued | None = None
+    line: LineView | None = None
 
 
-class HeldSlot(NamedTuple):
+@dataclass(frozen=True)
+class Overdue:
+    tenant_id: str
     execution_id: str
+    jit_event_id: str
     runner: str
-    granted_at: float
-    reference: dict[str, str]
+    deadline_at: float
 
 
-def request(
-    state: TenantAllocation,
-    execution_id: str,
-    runner: str,
-    payload: Payload,
-    *,
-    now: float,
-    limit_for: LimitFor,
-    reference: Mapping[str, str] | None = None,
-) -> tuple[TenantAllocation, Decision]:
-    """Admit the execution into a free slot of its runner, or queue it behind those already waiting.
-
-    An execution that holds a slot, waits, or was released lately is a DUPLICATE and changes nothing.
-    """
-    state, admitted = expire(state, now=now, limit_for=limit_for)
-    if _is_known(state, execution_id):
-        return state, Decision(Outcome.DUPLICATE, admitted)
-    waiting = QueuedExecution(
-        execution_id=execution_id, enqueued_at=now, payload=payload, reference=dict(reference or {})
-    )
-    slots = state.runners.get(runner, RunnerSlots())
-    # After expire() a runner with a queue has no free slot, so arrival order is kept.
-    if not slots.queue and len(slots.holders) < _limit(limit_for, runner):
-        holders = {**slots.holders, execution_id: _grant(state.windows, now, waiting.reference)}
-        state = _with_runner(state, runner, RunnerSlots(holders=holders, queue=slots.queue))
-        admission = Admission(execution_id, runner, waiting.payload)
-        return state, Decision(Outcome.ADMITTED, [*admitted, admission])
-    state = _with_runner(state, runner, RunnerSlots(holders=slots.holders, queue=(*slots.queue, waiting)))
-    return state, Decision(Outcome.QUEUED, admitted)
+@dataclass(frozen=True)
+class LineView:
+    tenant_id: str
+    runner: str
+    line: RunnerLine
+    oldest_waiting_since: float | None
 
 
-def release(
-    state: TenantAllocation,
-    execution_id: str,
-    runner: str,
-    *,
-    now: float,
-    limit_for: LimitFor,
-) -> tuple[TenantAllocation, list[Admission]]:
-    """Free the execution's slot, or take it out of the queue, and admit whoever waits next.
+@dataclass(frozen=True)
+class Memory:
+    """How long, and how many, released ids are remembered: a replayed request must not take a slot."""
 
-    An execution neither holding a slot nor queued under `runner` releases nothing.
-    """
-    _require_finite(now)
-    state = _drop_expired(state, now)
-    slots = state.runners.get(runner)
-    if slots is not None:
-        holders = {held_id: held for held_id, held in slots.holders.items() if held_id != execution_id}
-        queue = tuple(waiting for waiting in slots.queue if waiting.execution_id != execution_id)
-        if len(holders) < len(slots.holders) or len(queue) < len(slots.queue):
-            state = _with_runner(state, runner, RunnerSlots(holders=holders, queue=queue))
-            state = _remember_released(state, [execution_id], now)
-    # Released before admitting, so an execution canceled while queued is never admitted by this call.
-    return _admit_all_waiting(state, now, limit_for)
+    seconds: float
+    count: int
 
 
-def expire(
-    state: TenantAllocation, *, now: float, limit_for: LimitFor
-) -> tuple[TenantAllocation, list[Admission]]:
-    """Drop the holders of expired windows, then fill every free slot from its runner's queue.
+class Allocator:
+    def __init__(self, table: Mapping[str, Any], limit_for: LimitFor, memory: Memory) -> None:
+        self.table = table
+        self.limit_for = limit_for
+        self.memory = memory
 
-    Filling also admits after a raised limit. `request` and `release` do this too, so an idle tenant
-    needs it only to reclaim leases before its next request or release.
-    """
-    _require_finite(now)
-    return _admit_all_waiting(_drop_expired(state, now), now, limit_for)
+    def request(
+        self, tenant: str, execution_id: str, jit_event_id: str, runner: str, *, now: float
+    ) -> Result:
+        """Admit the execution into a free slot of its runner, or queue it behind those waiting.
 
+        One that holds a slot, waits, or was released lately is a DUPLICATE and changes nothing;
+        one that holds a slot is forwarded again (the first forward may be the one a crash lost).
+        """
+        line = _Line.open(self, tenant, runner)
+        held = line.get(_holder_key(tenant, execution_id))
+        if held is not None:
+            return line.result(Outcome.DUPLICATE, [Admission(tenant, execution_id, jit_event_id, runner)])
+        member = line.get(_member_key(tenant, execution_id))
+        if member is not None:
+            # Said again where it waits: a crash may have lost the first word of it.
+            queued = member["state"] == "queued"
+            waiting = Queued(tenant, execution_id, jit_event_id, runner, member["index"]) if queued else None
+            return line.result(Outcome.DUPLICATE, [], waiting)
+        line.forget_released(now)
+        admitted = line.admit_waiting(now)
+        if line.queued == 0 and line.in_use < line.limit:
+            admitted.append(line.grant(execution_id, jit_event_id, now))
+            return line.result(Outcome.ADMITTED, admitted)
+        queued = line.enqueue(execution_id, jit_event_id, now)
+        return line.result(Outcome.QUEUED, admitted, queued)
 
-def in_use(state: TenantAllocation, runner: str) -> int:
-    slots = state.runners.get(runner)
-    return len(slots.holders) if slots else 0
+    def release(self, tenant: str, execution_id: str, runner: str | None, *, now: float) -> Result:
+        """Free the execution's slot, or take it out of its queue, and admit whoever waits next.
 
+        An execution neither holding a slot nor queued releases nothing. Without the runner, the
+        holder's or queue member's record names it.
+        """
+        runner = runner or self._runner_of(tenant, execution_id)
+        if runner is None:
+            return Result(Outcome.NONE, [], [])
+        line = _Line.open(self, tenant, runner)
+        if not line.remove(execution_id, now):
+            return line.result(Outcome.NONE, [])
+        line.forget_released(now)
+        # Released before admitting, so an execution canceled while queued is never admitted here.
+        return line.result(Outcome.NONE, line.admit_waiting(now))
 
-def queued(state: TenantAllocation, runner: str) -> list[str]:
-    slots = state.runners.get(runner)
-    return [waiting.execution_id for waiting in slots.queue] if slots else []
+    def refill(self, tenant: str, runner: str, *, now: float) -> Result:
+        """Admit into free slots (after a raised limit): a tenant with nothing new needs this."""
+        line = _Line.open(self, tenant, runner)
+        return line.result(Outcome.NONE, line.admit_waiting(now))
 
+    def set_deadline(self, tenant: str, execution_id: str, runner: str, deadline_at: float) -> Result:
+        """The deadline fixed at dispatch; only a holder has one (a late message changes nothing)."""
+        line = _Line.open(self, tenant, runner)
+        key = _holder_key(tenant, execution_id)
+        held = line.get(key)
+        if held is not None and held.get("deadline_at") != deadline_at:
+            line.commit.set(key, {**held, "deadline_at": deadline_at})
+        return line.result(Outcome.NONE, [])
 
-def oldest_queued_at(state: TenantAllocation) -> float | None:
-    heads = [slots.queue[0].enqueued_at for slots in state.runners.values() if slots.queue]
-    return min(heads, default=None)
+    def overdue(self, now: float, timeout_seconds: float) -> list[Overdue]:
+        """Holders past their deadline; one not dispatched yet is timed from its grant, with the
+        timeout as it is set now. Longest overdue first."""
+        late = []
+        for key, record in list(self.table.items()):
+            if not key.startswith("H#"):
+                continue
+            _, tenant, execution_id = key.split("#", 2)
+            held = self._resolved_holder(tenant, record)
+            if held is None:
+                continue
+            deadline = held.get("deadline_at")
+            if deadline is None:
+                deadline = held["granted_at"] + timeout_seconds
+            if now > deadline:
+                late.append(Overdue(tenant, execution_id, held["jit_event_id"], held["runner"], deadline))
+        return sorted(late, key=lambda o: (o.deadline_at, o.tenant_id, o.execution_id))
 
+    def lines(self) -> Iterator[LineView]:
+        for key in list(self.table):
+            if key.startswith("L#"):
+                _, tenant, runner = key.split("#", 2)
+                yield _Line.open(self, tenant, runner).view()
 
-def holders_past(state: TenantAllocation, now: float, timeout_seconds: float) -> list[HeldSlot]:
-    """The holders granted more than `timeout_seconds` before `now`, longest-held first."""
-    overdue = [
-        HeldSlot(execution_id, runner, held.granted_at, held.reference)
-        for runner, slots in state.runners.items()
-        for execution_id, held in slots.holders.items()
-        if now - held.granted_at > timeout_seconds
-    ]
-    return sorted(overdue, key=lambda slot: (slot.granted_at, slot.runner, slot.execution_id))
+    def line(self, tenant: str, runner: str) -> LineView:
+        return _Line.open(self, tenant, runner).view()
 
+    def limit(self, tenant: str, runner: str) -> int:
+        limit = self.limit_for(tenant, runner)
+        if limit < 0:
+            raise ValueError(f"the limit of runner {runner!r} must not be negative, not {limit}")
+        return limit
 
-def holds(state: TenantAllocation, execution_id: str) -> bool:
-    return any(execution_id in slots.holders for slots in state.runners.values())
+    def _runner_of(self, tenant: str, execution_id: str) -> str | None:
+        for key in (_holder_key(tenant, execution_id), _member_key(tenant, execution_id)):
+            record = self.table.get(key)
+            for value in (record["val"], record["prev"]) if record else ():
+                if value is not None and value.get("runner"):
+                    return str(value["runner"])
+        return None
 
-
-def is_empty(state: TenantAllocation) -> bool:
-    """Nothing held, queued or remembered: the agent may delete the tenant's key."""
-    return not state.runners and not state.released
-
-
-def _require_finite(now: float) -> None:
-    if not math.isfinite(now):
-        raise ValueError(f"now must be a finite number of seconds, not {now}")
-
-
-def _admit_all_waiting(
-    state: TenantAllocation, now: float, limit_for: LimitFor
-) -> tuple[TenantAllocation, list[Admission]]:
-    admitted: list[Admission] = []
-    for runner in list(state.runners):
-        state, admitted_here = _admit_waiting(state, runner, now, limit_for)
-        admitted.extend(admitted_here)
-    return state, admitted
-
-
-def _is_known(state: TenantAllocation, execution_id: str) -> bool:
-    return execution_id in state.released or any(
-        execution_id in slots.holders or any(waiting.execution_id == execution_id for waiting in slots.queue)
-        for slots in state.runners.values()
-    )
-
-
-def _limit(limit_for: LimitFor, runner: str) -> int:
-    limit = limit_for(runner)
-    if limit < 0:
-        raise ValueError(f"the limit of runner {runner!r} must not be negative, not {limit}")
-    return limit
-
-
-def _grant(windows: LeaseWindows, now: float, reference: dict[str, str]) -> Holder:
-    return Holder(granted_at=now, window_start=windows.start_of(now), reference=reference)
-
-
-def _with_runner(state: TenantAllocation, runner: str, slots: RunnerSlots) -> TenantAllocation:
-    runners = dict(state.runners)
-    if slots.holders or slots.queue:
-        runners[runner] = slots
-    else:
-        runners.pop(runner, None)
-    return state.model_copy(update={"runners": runners})
-
-
-def _remember_released(state: TenantAllocation, execution_ids: Iterable[str], now: float) -> TenantAllocation:
-    forget_at = state.windows.expiry_of(state.windows.start_of(now))
-    released = {**state.released, **dict.fromkeys(execution_ids, forget_at)}
-    return state.model_copy(update={"released": released})
-
-
-def _drop_expired(state: TenantAllocation, now: float) -> TenantAllocation:
-    windows = state.windows
-    runners: dict[str, RunnerSlots] = {}
-    expired_ids: list[str] = []
-    for runner, slots in state.runners.items():
-        live = {
-            execution_id: held
-            for execution_id, held in slots.holders.items()
-            if windows.expiry_of(held.window_start) > now
-        }
-        expired_ids.extend(execution_id for execution_id in slots.holders if execution_id not in live)
-        if live or slots.queue:
-            runners[runner] = RunnerSlots(holders=live, queue=slots.queue)
-    remembered = {execution_id: at for execution_id, at in state.released.items() if at > now}
-    if not expired_ids and len(remembered) == len(state.released):
-        return state
-    state = state.model_copy(update={"runners": runners, "released": remembered})
-    return _remember_released(state, expired_ids, now)
+    def _resolved_holder(self, tenant: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        known = record["val"] or record["prev"]
+        if known is None:
+            return None
+        line = self.table.get(_line_key(tenant, known["runner"]))
+        held: dict[str, Any] | None = resolve(record, line[VERSION] if line else 0)
+        return held
 
 
-def _admit_waiting(
-    state: TenantAllocation, runner: str, now: float, limit_for: LimitFor
-) -> tuple[TenantAllocation, list[Admission]]:
-    slots = state.runners.get(runner)
-    if slots is None or not slots.queue:
-        return state, []
-    free = _limit(limit_for, runner) - len(slots.holders)
-    if free <= 0:
-        return state, []
-    admitted, still_waiting = slots.queue[:free], slots.queue[free:]
-    holders = {
-        **slots.holders,
-        **{waiting.execution_id: _grant(state.windows, now, waiting.reference) for waiting in admitted},
-    }
-    state = _with_runner(state, runner, RunnerSlots(holders=holders, queue=still_waiting))
-    return state, [Admission(waiting.execution_id, runner, waiting.payload) for waiting in admitted]
+class _Line:
+    """One operation on a runner line and its keys."""
+
+    def __init__(self, allocator: Allocator, tenant: str, runner: str) -> None:
+        self.tenant, self.runner = tenant, runner
+        self.commit = Commit.open(allocator.table, _line_key(tenant, runner), _EMPTY_LINE)
+        self.limit = allocator.limit(tenant, runner)
+        self.memory = allocator.memory
+
+    @classmethod
+    def open(cls, allocator: Allocator, tenant: str, runner: str) -> _Line:
+        return cls(allocator, tenant, runner)
+
+    def get(self, key: str) -> Any:
+        return self.commit.get(key)
+
+    @property
+    def head(self) -> dict[str, Any]:
+        return self.commit.head
+
+    @property
+    def in_use(self) -> int:
+        return int(self.head["in_use"])
+
+    @property
+    def queued(self) -> int:
+        return int(self.head["waiting"])
+
+    def grant(self, execution_id: str, jit_event_id: str, now: float) -> Admission:
+        holder = {"runner": self.runner, "jit_event_id": jit_event_id, "granted_at": now, "deadline_at": None}
+        self.commit.set(_holder_key(self.tenant, execution_id), holder)
+        self.head["in_use"] += 1
+        return Admission(self.tenant, execution_id, jit_event_id, self.runner)
+
+    def enqueue(self, execution_id: str, jit_event_id: str, now: float) -> Queued:
+        index = self.head["tail"]
+        reference = {"execution_id": execution_id, "jit_event_id": jit_event_id, "enqueued_at": now}
+        self.commit.set(_queue_key(self.tenant, index, self.runner), reference)
+        member = {"state": "queued", "runner": self.runner, "index": index}
+        self.commit.set(_member_key(self.tenant, execution_id), member)
+        self.head["tail"] += 1
+        self.head["waiting"] += 1
+        return Queued(self.tenant, execution_id, jit_event_id, self.runner, index)
+
+    def remove(self, execution_id: str, now: float) -> bool:
+        """Out of its slot or its queue, remembered as released; False if it was in neither."""
+        holder_key, member_key = (
+            _holder_key(self.tenant, execution_id),
+            _member_key(self.tenant, execution_id),
+        )
+        member = self.get(member_key)
+        if self.get(holder_key) is not None:
+            self.commit.delete(holder_key)
+            self.head["in_use"] = max(0, self.in_use - 1)
+        elif member is not None and member["state"] == "queued":
+            self.commit.delete(_queue_key(self.tenant, member["index"], self.runner))
+            self.head["waiting"] = max(0, self.queued - 1)
+            self._skip_removed()
+        else:
+            return False
+        self.commit.set(
+            member_key, {"state": "released", "runner": self.runner, "forget_at": now + self.memory.seconds}
+        )
+        ring = self.head["released_tail"]
+        self.commit.set(_ring_key(self.tenant, ring, self.runner), execution_id)
+        self.head["released_tail"] = ring + 1
+        return True
+
+    def admit_waiting(self, now: float) -> list[Admission]:
+        admitted = []
+        while self.queued > 0 and self.in_use < self.limit and self.head["head"] < self.head["tail"]:
+            key = _queue_key(self.tenant, self.head["head"], self.runner)
+            waiting = self.get(key)
+            self.head["head"] += 1
+            if waiting is None:
+                continue  # released while it waited: its index stays empty
+            self.head["waiting"] -= 1
+            self.commit.delete(key)
+            self.commit.delete(_member_key(self.tenant, waiting["execution_id"]))
+            admitted.append(self.grant(waiting["execution_id"], waiting["jit_event_id"], now))
+        if admitted:
+            self._skip_removed()
+        return admitted
+
+    def forget_released(self, now: float) -> None:
+        head, tail = self.head["released_head"], self.head["released_tail"]
+        for _ in range(_FORGET_PER_OPERATION):
+            if head >= tail:
+                break
+            ring_key = _ring_key(self.tenant, head, self.runner)
+            execution_id = self.get(ring_key)
+            member_key = _member_key(self.tenant, execution_id) if execution_id else ""
+            member = self.get(member_key) if member_key else None
+            if member is not None and member["state"] == "released":
+                if tail - head <= self.memory.count and member["forget_at"] > now:
+                    break
+                self.commit.delete(member_key)
+            self.commit.delete(ring_key)
+            head += 1
+        self.head["released_head"] = head
+
+    def view(self) -> LineView:
+        line = RunnerLine(self.in_use, self.queued, self.head["head"], self.head["tail"], self.commit.version)
+        oldest = self.get(_queue_key(self.tenant, line.head, self.runner)) if line.queued else None
+        return LineView(self.tenant, self.runner, line, oldest["enqueued_at"] if oldest else None)
+
+    def result(self, outcome: Outcome, admitted: list[Admission], queued: Queued | None = None) -> Result:
+        writes = self.commit.writes()
+        view = self._view_after(writes) if writes else None
+        return Result(outcome, admitted, writes, queued, view)
+
+    def _view_after(self, writes: list[Write]) -> LineView:
+        version = self.commit.version + 1
+        line = RunnerLine(self.in_use, self.queued, self.head["head"], self.head["tail"], version)
+        return LineView(self.tenant, self.runner, line, None)
+
+    def _skip_removed(self) -> None:
+        """Past the empty indexes at the head, so that positions count only those still waiting
+        ahead (each index is passed once: constant time per operation on average)."""
+        while self.head["head"] < self.head["tail"] and self._hole_at_head():
+            self.head["head"] += 1
+
+    def _hole_at_head(self) -> bool:
+        return self.get(_queue_key(self.tenant, self.head["head"], self.runner)) is None
+
+
+def _line_key(tenant: str, runner: str) -> str:
+    return f"L#{tenant}#{runner}"
+
+
+def _holder_key(tenant: str, execution_id: str) -> str:
+    return f"H#{tenant}#{execution_id}"
+
+
+def _queue_key(tenant: str, index: int, runner: str) -> str:
+    return f"Q#{tenant}#{index}#{runner}"
+
+
+def _member_key(tenant: str, execution_id: str) -> str:
+    return f"M#{tenant}#{execution_id}"
+
+
+def _ring_key(tenant: str, n: int, runner: str) -> str:
+    return f"R#{tenant}#{n}#{runner}"

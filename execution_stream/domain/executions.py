@@ -29,11 +29,7 @@ class TransitionNotAllowedError(ValueError):
 
 def build_execution(event: TriggerEvent, asset: Asset, now: datetime) -> Execution:
     """A new pending execution of the event's job on `asset`, created at `now`."""
-    if asset.tenant_id != event.tenant_id or asset.asset_id != event.asset_id:
-        raise AssetMismatchError(
-            f"asset {asset.asset_id!r} of tenant {asset.tenant_id!r} does not match "
-            f"the trigger's asset {event.asset_id!r} of tenant {event.tenant_id!r}"
-        )
+    check_asset_matches(asset, event.tenant_id, event.asset_id)
     first_step = event.steps[0]
     return Execution(
         tenant_id=event.tenant_id,
@@ -95,3 +91,27 @@ def previous_status(execution: Execution) -> ExecutionStatus:
     if execution.status is not ExecutionStatus.DISPATCHED and execution.dispatched_at is not None:
         return ExecutionStatus.DISPATCHED
     return ExecutionStatus.PENDING
+
+
+def build_waiting_execution(event: TriggerEvent, now: datetime) -> Execution:
+    """The pending execution of a trigger whose asset is not known yet: stored at once, so that it is
+    seen waiting, with the asset's fields empty until the asset arrives."""
+    placeholder = Asset(
+        asset_id=event.asset_id, tenant_id=event.tenant_id, asset_name="", asset_type="", vendor="", owner=""
+    )
+    return build_execution(event, placeholder, now).model_copy(update={"waiting_for_asset": event.asset_id})
+
+
+def check_asset_matches(asset: Asset, tenant_id: str, asset_id: str) -> None:
+    """Raises unless `asset` is the asset `asset_id` of the tenant."""
+    if asset.tenant_id != tenant_id or asset.asset_id != asset_id:
+        raise AssetMismatchError(
+            f"asset {asset.asset_id!r} of tenant {asset.tenant_id!r} does not match "
+            f"the trigger's asset {asset_id!r} of tenant {tenant_id!r}"
+        )
+
+
+def trigger_of(execution: Execution) -> TriggerEvent:
+    """The trigger an execution was built from, as far as the execution keeps it (not created_at)."""
+    fields = set(TriggerEvent.model_fields) - {"created_at"}
+    return TriggerEvent.model_validate(execution.model_dump(include=fields))

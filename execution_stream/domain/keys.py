@@ -1,4 +1,8 @@
-"""The DynamoDB key scheme, exactly as the seed's example item stores it."""
+"""The DynamoDB key scheme, exactly as the seed's example item stores it, plus GSI5 and queue items.
+
+GSI5 (partition key only) finds one execution by tenant and execution_id in one read; the seed has
+no such index. A runner queue snapshot shares the tenant's partition under its own sort key.
+"""
 
 from dataclasses import dataclass
 from enum import StrEnum
@@ -12,6 +16,9 @@ JIT_EVENT_PREFIX = "JIT_EVENT"
 RUN_PREFIX = "RUN"
 STATUS_PREFIX = "STATUS"
 PLAN_ITEM_PREFIX = "PLAN_ITEM"
+EXECUTION_PREFIX = "EXECUTION"
+QUEUE_PREFIX = "QUEUE"
+GSI5PK = "GSI5PK"
 
 
 class KeyFormatError(ValueError):
@@ -23,14 +30,19 @@ class IndexName(StrEnum):
     GSI2 = "GSI2"
     GSI3 = "GSI3"
     GSI4 = "GSI4"
+    GSI5 = "GSI5"
 
 
-# (index, partition key attribute, sort key attribute) for each GSI, for table creation.
+# The GSIs that list a tenant's executions newest first (access patterns 1-4).
+LISTING_INDEXES = (IndexName.GSI1, IndexName.GSI2, IndexName.GSI3, IndexName.GSI4)
+# (index, partition key attribute, sort key attribute) for each listing GSI, for table creation.
 GSI_KEY_ATTRIBUTES: tuple[tuple[IndexName, str, str], ...] = tuple(
-    (index, f"{index.value}PK", f"{index.value}SK") for index in IndexName
+    (index, f"{index.value}PK", f"{index.value}SK") for index in LISTING_INDEXES
 )
+# GSI5 has a partition key only: one tenant's one execution (access pattern 6).
+LOOKUP_INDEX_KEY_ATTRIBUTE: tuple[IndexName, str] = (IndexName.GSI5, GSI5PK)
 KEY_ATTRIBUTES: frozenset[str] = frozenset(
-    {PK, SK} | {name for _, pk, sk in GSI_KEY_ATTRIBUTES for name in (pk, sk)}
+    {PK, SK, GSI5PK} | {name for _, pk, sk in GSI_KEY_ATTRIBUTES for name in (pk, sk)}
 )
 
 
@@ -96,6 +108,22 @@ def gsi4_pk(tenant_id: str, plan_item_slug: str, status: ExecutionStatus) -> str
     return _join(TENANT_PREFIX, tenant_id, PLAN_ITEM_PREFIX, plan_item_slug, STATUS_PREFIX, status.value)
 
 
+def gsi5_pk(tenant_id: str, execution_id: str) -> str:
+    return _join(TENANT_PREFIX, tenant_id, EXECUTION_PREFIX, execution_id)
+
+
+def queue_snapshot_sort_key(job_runner: str) -> str:
+    """`QUEUE#<job_runner>`: runner names may contain '#', so this key is never split."""
+    if not job_runner:
+        raise KeyFormatError("job_runner must not be empty")
+    return f"{QUEUE_PREFIX}{KEY_SEPARATOR}{job_runner}"
+
+
+def queue_snapshot_key(tenant_id: str, job_runner: str) -> dict[str, str]:
+    """The primary key of the runner queue snapshot of `tenant_id` and `job_runner`."""
+    return {PK: partition_key(tenant_id), SK: queue_snapshot_sort_key(job_runner)}
+
+
 def gsi_sort_key(created_at: str) -> str:
     """Every GSI sorts by creation time; the timestamp format makes text order time order."""
     if not created_at:
@@ -127,6 +155,11 @@ def parse_gsi3_pk(pk: str) -> tuple[str, str]:
     return tenant_id, plan_item_slug
 
 
+def parse_gsi5_pk(pk: str) -> tuple[str, str]:
+    tenant_id, execution_id = _split(pk, TENANT_PREFIX, None, EXECUTION_PREFIX, None)
+    return tenant_id, execution_id
+
+
 def parse_gsi4_pk(pk: str) -> tuple[str, str, ExecutionStatus]:
     tenant_id, plan_item_slug, status = _split(
         pk, TENANT_PREFIX, None, PLAN_ITEM_PREFIX, None, STATUS_PREFIX, None
@@ -135,7 +168,10 @@ def parse_gsi4_pk(pk: str) -> tuple[str, str, ExecutionStatus]:
 
 
 def execution_keys(execution: Execution) -> dict[str, str]:
-    """Every key attribute of `execution`'s item (GSI2PK and GSI4PK change with its status)."""
+    """Every key attribute of `execution`'s item (GSI2PK and GSI4PK change with its status).
+
+    GSI5PK is not in the seed's item: it lets GET /executions/{id} find the item in one read.
+    """
     created_at = gsi_sort_key(execution.created_at)
     tenant, plan_item, status = execution.tenant_id, execution.plan_item_slug, execution.status
     return {
@@ -145,6 +181,7 @@ def execution_keys(execution: Execution) -> dict[str, str]:
         "GSI2PK": gsi2_pk(tenant, status),
         "GSI3PK": gsi3_pk(tenant, plan_item),
         "GSI4PK": gsi4_pk(tenant, plan_item, status),
+        GSI5PK: gsi5_pk(tenant, execution.execution_id),
         "GSI1SK": created_at,
         "GSI2SK": created_at,
         "GSI3SK": created_at,

@@ -193,6 +193,12 @@ class Execution(BaseModel):
     completed_at: str | None = None
     completed_at_ts: int | None = None
     error: str | None = None
+    # Set once at dispatch: the runner, the watchdog and the slot's lease all go by it.
+    deadline_at: str | None = None
+    # While the trigger waits for its asset: that asset's id (asset_name, asset_type, vendor are "").
+    waiting_for_asset: str | None = None
+    # Where the execution entered its runner's queue when it had to wait for capacity.
+    queue_index: int | None = None
 
     @property
     def status_changed_at(self) -> str:

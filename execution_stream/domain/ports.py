@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from execution_stream.domain.models import Execution, ExecutionStatus
+from execution_stream.domain.models import Asset, Execution, ExecutionStatus
 
 
 class RepositoryError(Exception):
@@ -46,6 +46,8 @@ class StatusChange:
     at: datetime
     has_findings: bool = False
     error: str | None = None
+    # Set with `dispatched`: the moment the job runs out of time.
+    deadline_at: datetime | None = None
 
 
 class UpdateOutcome(StrEnum):
@@ -94,6 +96,35 @@ class ExecutionRepository(Protocol):
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
     ) -> StatusUpdateResult: ...
 
+    async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
+        """Stores the asset's fields on an execution that waits for its asset; returns the stored
+        execution afterwards (None when there is none)."""
+        ...
+
     async def list(self, query: ExecutionQuery) -> ExecutionPage: ...
 
     async def ping(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """The worker's latest view of one tenant's queue for one runner (at most ~1 s behind it)."""
+
+    tenant_id: str
+    job_runner: str
+    limit: int
+    in_use: int
+    head_index: int  # the queue_index of the next execution to be admitted
+    queued: int
+    version: int
+    updated_at: str
+
+
+class ExecutionReader(Protocol):
+    """What the API reads besides listing: one execution by id, and runner queue snapshots."""
+
+    async def find(self, tenant_id: str, execution_id: str) -> Execution | None: ...
+
+    async def queue_snapshots(self, tenant_id: str, runners: frozenset[str]) -> dict[str, QueueSnapshot]:
+        """The snapshots of `tenant_id`'s queues for `runners`, by runner; a missing one is absent."""
+        ...

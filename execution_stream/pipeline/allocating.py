@@ -1,95 +1,129 @@
-"""allocate-runner-resource: one tenant's slots, requests and releases in their order.
+"""allocate-runner-resource: one tenant's slots, requests, releases and deadlines in their order.
 
-The agent sends what a step returns and only then stores the new state: state in the table never
-runs ahead of what was sent. A request of an execution that holds a slot already is forwarded again,
-because the first forward may be the one a crash lost; dispatching drops it if it is done.
+The step decides and returns the table writes with the effects; the agent sends the effects and only
+then applies the writes, so state in the table never runs ahead of what was sent. A request of an
+execution that holds a slot already is forwarded again, because the first forward may be the one a
+crash lost; dispatching drops it if it is done.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from execution_stream.domain import allocation
-from execution_stream.domain.allocation import Admission, LeaseWindows, Outcome, TenantAllocation
+from execution_stream.domain import commits
+from execution_stream.domain.allocation import Admission, Allocator, Memory, Result
 from execution_stream.domain.models import ExecutionStatus, ExecutionStatusUpdate
+from execution_stream.pipeline.ports import QueueView
 from execution_stream.pipeline.records import (
+    AllocationLease,
+    AllocationMessageType,
+    AllocationRefill,
     AllocationRelease,
     AllocationRequest,
     Destination,
     Effects,
+    ExecutionRef,
     encode,
 )
 
 TIMEOUT_ERROR = "timeout"
 
 
+@dataclass(frozen=True)
+class Limits:
+    default: int
+    per_tenant: Mapping[str, int]
+
+    def of(self, tenant: str, runner: str) -> int:
+        return self.per_tenant.get(tenant, self.default)
+
+
 @dataclass
 class AllocationStep:
-    windows: LeaseWindows
-    default_limit: int
-    tenant_limits: Mapping[str, int]
+    table: MutableMapping[str, Any]
+    limits: Limits
+    memory: Memory
+    queue_view: QueueView
     now: Callable[[], datetime]
 
-    def handle(
-        self, stored: Mapping[str, Any] | None, message: AllocationRequest | AllocationRelease
-    ) -> tuple[dict[str, Any] | None, Effects]:
-        """The tenant's new state (None: nothing left to keep) and the executions to forward."""
-        state = TenantAllocation.from_json(stored) if stored else TenantAllocation(windows=self.windows)
-        now = self.now().timestamp()
-        limit_for = self._limits_of(_tenant_of(message))
-        if isinstance(message, AllocationRequest):
-            execution = message.execution
-            payload = execution.model_dump(mode="json")
-            state, decision = allocation.request(
-                state,
-                execution.execution_id,
-                execution.job_runner,
-                payload,
-                now=now,
-                limit_for=limit_for,
-                reference={"jit_event_id": execution.jit_event_id},
-            )
-            admitted = decision.admitted
-            if decision.outcome is Outcome.DUPLICATE and allocation.holds(state, execution.execution_id):
-                admitted = [*admitted, Admission(execution.execution_id, execution.job_runner, payload)]
-        else:
-            state, admitted = allocation.release(
-                state, message.execution_id, message.job_runner, now=now, limit_for=limit_for
-            )
-        effects = Effects()
-        for admission in admitted:
-            effects.send(Destination.ENRICH, _tenant_of(message), _json_bytes(admission.payload))
-        return (None if allocation.is_empty(state) else state.to_json()), effects
+    def __post_init__(self) -> None:
+        self.allocator = Allocator(self.table, self.limits.of, self.memory)
 
-    def overdue(self, tenant_id: str, stored: Mapping[str, Any], timeout_seconds: float) -> Effects:
-        """Failures to report for executions holding a slot past their timeout (the watchdog)."""
-        state = TenantAllocation.from_json(stored)
+    def handle(self, message: AllocationMessageType) -> tuple[Result, Effects]:
+        """The decision, with the table writes to apply once the returned effects are sent."""
+        allocator, now, tenant = self.allocator, self.now().timestamp(), message.tenant_id
+        if isinstance(message, AllocationRequest):
+            result = allocator.request(
+                tenant, message.execution_id, message.jit_event_id, message.job_runner, now=now
+            )
+        elif isinstance(message, AllocationRelease):
+            result = allocator.release(tenant, message.execution_id, message.job_runner or None, now=now)
+        elif isinstance(message, AllocationLease):
+            deadline = message.deadline_at.timestamp()
+            result = allocator.set_deadline(tenant, message.execution_id, message.job_runner, deadline)
+        else:
+            result = allocator.refill(tenant, message.job_runner, now=now)
+        return result, _forwarded(result.admitted)
+
+    def commit(self, result: Result) -> None:
+        """Apply the writes (after the effects were sent) and show the line where users see it."""
+        commits.apply(self.table, result.writes)
+        if result.queued is not None:
+            self.queue_view.queued(result.queued)
+        if result.line is not None:
+            view = result.line
+            limit = self.allocator.limit(view.tenant_id, view.runner)
+            self.queue_view.line_changed(view.tenant_id, view.runner, view.line, limit)
+
+    def overdue(self, timeout_seconds: float) -> Effects:
+        """Failures to report for executions holding a slot past their deadline (the watchdog)."""
         now = self.now()
         effects = Effects()
-        for held in allocation.holders_past(state, now.timestamp(), timeout_seconds):
+        for late in self.allocator.overdue(now.timestamp(), timeout_seconds):
             update = ExecutionStatusUpdate(
-                tenant_id=tenant_id,
-                jit_event_id=held.reference["jit_event_id"],
-                execution_id=held.execution_id,
+                tenant_id=late.tenant_id,
+                jit_event_id=late.jit_event_id,
+                execution_id=late.execution_id,
                 status=ExecutionStatus.FAILED,
                 error=TIMEOUT_ERROR,
                 at=now,
             )
-            effects.send(Destination.STATUS, tenant_id, encode(update))
+            effects.send(Destination.STATUS, late.tenant_id, encode(update))
         return effects
 
-    def _limits_of(self, tenant_id: str) -> Callable[[str], int]:
-        limit = self.tenant_limits.get(tenant_id, self.default_limit)
-        return lambda runner: limit
+    def waiting_by_tenant(self) -> list[tuple[str, int, float | None]]:
+        """Per tenant: executions waiting for a slot, and since when the oldest waits."""
+        waiting: dict[str, tuple[int, float | None]] = {}
+        for view in self.allocator.lines():
+            count, oldest = waiting.get(view.tenant_id, (0, None))
+            since = view.oldest_waiting_since
+            if since is not None:
+                oldest = since if oldest is None else min(oldest, since)
+            waiting[view.tenant_id] = (count + view.line.queued, oldest)
+        return [(tenant, count, oldest) for tenant, (count, oldest) in waiting.items()]
+
+    def refills(self) -> Effects:
+        """A refill for every runner line with free slots and executions waiting (a raised limit)."""
+        effects = Effects()
+        for view in self.allocator.lines():
+            limit = self.allocator.limit(view.tenant_id, view.runner)
+            if view.line.queued and view.line.in_use < limit:
+                refill = AllocationRefill(tenant_id=view.tenant_id, job_runner=view.runner)
+                effects.send(Destination.ALLOCATE, view.tenant_id, encode(refill))
+        return effects
 
 
-def _tenant_of(message: AllocationRequest | AllocationRelease) -> str:
-    return message.execution.tenant_id if isinstance(message, AllocationRequest) else message.tenant_id
-
-
-def _json_bytes(payload: Mapping[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+def _forwarded(admitted: list[Admission]) -> Effects:
+    effects = Effects()
+    for admission in admitted:
+        reference = ExecutionRef(
+            tenant_id=admission.tenant_id,
+            jit_event_id=admission.jit_event_id,
+            execution_id=admission.execution_id,
+            job_runner=admission.runner,
+        )
+        effects.send(Destination.ENRICH, admission.tenant_id, encode(reference))
+    return effects

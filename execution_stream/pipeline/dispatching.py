@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -33,12 +33,16 @@ from execution_stream.domain.ports import (
     RepositoryUnavailableError,
     StatusChange,
 )
+from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.records import (
+    AllocationLease,
+    AllocationRelease,
     DeadLetterReason,
     Destination,
     Effects,
+    ExecutionRef,
     SourceRecord,
     dead_letter,
     encode,
@@ -86,29 +90,37 @@ class DispatchStep:
                 attempt += 1
         return effects
 
-    def _decode(self, record: SourceRecord, effects: Effects) -> Execution | None:
+    def _decode(self, record: SourceRecord, effects: Effects) -> ExecutionRef | None:
         try:
-            return Execution.model_validate(json.loads(record.value or b""))
+            return ExecutionRef.model_validate(json.loads(record.value or b""))
         except (UnicodeDecodeError, json.JSONDecodeError, ValidationError) as error:
             effects.outgoing.append(dead_letter(record, DeadLetterReason.INVALID, str(error)))
             return None
 
-    async def _dispatch(self, record: SourceRecord, execution: Execution, effects: Effects) -> None:
-        stored = await self.repository.get(ExecutionKey.of(execution))
+    async def _dispatch(self, record: SourceRecord, reference: ExecutionRef, effects: Effects) -> None:
+        key = ExecutionKey(reference.tenant_id, reference.jit_event_id, reference.execution_id)
+        stored = await self.repository.get(key)
         if stored is None or stored.status in TERMINAL_STATUSES:
-            effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
+            release = AllocationRelease(
+                tenant_id=key.tenant_id, execution_id=key.execution_id, job_runner=reference.job_runner
+            )
+            effects.send(Destination.ALLOCATE, key.tenant_id, encode(release))
             if stored is not None:
                 self._fail_again(record, stored, effects)
             return
         if stored.status is ExecutionStatus.DISPATCHED:
-            # A replay: a crash may have come between the mark and its event. Sent again, the event
-            # is the same one (at-least-once, as every record here).
+            # A replay: a crash may have come between the mark and its event, or its lease. Sent
+            # again, they are the same ones (at-least-once, as every record here).
             event = ExecutionEvent.from_change(stored, ExecutionStatus.PENDING)
             effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
+            if stored.deadline_at is not None:
+                self._lease(stored, parse_timestamp(stored.deadline_at), effects)
         if stored.status is not ExecutionStatus.PENDING:
             return
+        dispatched_at = self.now()
+        deadline_at = dispatched_at + timedelta(seconds=self.timeout_seconds)
         try:
-            await self._send_to_runner(stored)
+            await self._send_to_runner(stored, dispatched_at)
         except DispatchTargetError as error:
             await self._fail(record, stored, DeadLetterReason.DISPATCH_TARGET_MISSING, str(error), effects)
             return
@@ -116,21 +128,32 @@ class DispatchStep:
             await self._fail(record, stored, DeadLetterReason.DISPATCH_REFUSED, str(error), effects)
             return
         # The job is with its runner now: only the mark is retried, never the hand-over.
-        change = StatusChange(ExecutionStatus.DISPATCHED, self.now())
+        change = StatusChange(ExecutionStatus.DISPATCHED, dispatched_at, deadline_at=deadline_at)
         for attempt in itertools.count():
             try:
                 await self._mark(stored, change, effects)
             except RepositoryUnavailableError as error:
                 await pause(attempt, f"marking {stored.execution_id} dispatched", error)
             else:
-                return
+                break
+        self._lease(stored, deadline_at, effects)
 
-    async def _send_to_runner(self, execution: Execution) -> None:
+    def _lease(self, execution: Execution, deadline_at: datetime, effects: Effects) -> None:
+        """The slot's holder learns the deadline the runner and the item have."""
+        lease = AllocationLease(
+            tenant_id=execution.tenant_id,
+            execution_id=execution.execution_id,
+            job_runner=execution.job_runner,
+            deadline_at=deadline_at,
+        )
+        effects.send(Destination.ALLOCATE, execution.tenant_id, encode(lease))
+
+    async def _send_to_runner(self, execution: Execution, dispatched_at: datetime) -> None:
         started = time.perf_counter()
         if execution.job_runner == GITHUB_ACTIONS:
             await self.github.dispatch(github_workflow_target(execution))
         else:
-            job = build_dispatched_job(execution, self.status_topic, self.timeout_seconds, self.now())
+            job = build_dispatched_job(execution, self.status_topic, self.timeout_seconds, dispatched_at)
             await self.runner_jobs.publish(job)
         self.observe_dispatch(execution.job_runner, time.perf_counter() - started)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from execution_stream.domain.allocation import Queued, RunnerLine
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
 from execution_stream.domain.models import Asset
 
@@ -20,3 +21,19 @@ class RunnerJobPublisher(Protocol):
     """Publishes a job for a topic-fed runner and returns once the broker has it."""
 
     async def publish(self, job: DispatchedJob) -> None: ...
+
+
+class QueueView(Protocol):
+    """Where users see the queue: notes taken without waiting, shown within about a second."""
+
+    def queued(self, queued: Queued) -> None: ...
+
+    def line_changed(self, tenant_id: str, runner: str, line: RunnerLine, limit: int) -> None: ...
+
+
+class NoQueueView:
+    def queued(self, queued: Queued) -> None:
+        return None
+
+    def line_changed(self, tenant_id: str, runner: str, line: RunnerLine, limit: int) -> None:
+        return None

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from execution_stream.domain.models import Execution
 
@@ -84,11 +85,47 @@ def encode(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
 
 
+class ExecutionRef(BaseModel):
+    """What finds an execution in DynamoDB: the allocator queues these, and dispatching reads the
+    execution itself. A whole Execution decodes as its reference too."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tenant_id: str
+    jit_event_id: str
+    execution_id: str
+    job_runner: str
+
+    @classmethod
+    def of(cls, execution: Execution) -> ExecutionRef:
+        return cls(
+            tenant_id=execution.tenant_id,
+            jit_event_id=execution.jit_event_id,
+            execution_id=execution.execution_id,
+            job_runner=execution.job_runner,
+        )
+
+
 class AllocationRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     type: Literal["request"] = "request"
-    execution: Execution
+    tenant_id: str
+    jit_event_id: str
+    execution_id: str
+    job_runner: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_whole_execution(cls, data: Any) -> Any:
+        # Requests written before references carried the whole execution.
+        if isinstance(data, dict) and isinstance(data.get("execution"), dict):
+            return {"type": "request", **ExecutionRef.model_validate(data["execution"]).model_dump()}
+        return data
+
+    @classmethod
+    def of(cls, execution: Execution) -> AllocationRequest:
+        return cls(**ExecutionRef.of(execution).model_dump())
 
 
 class AllocationRelease(BaseModel):
@@ -97,30 +134,59 @@ class AllocationRelease(BaseModel):
     type: Literal["release"] = "release"
     tenant_id: str
     execution_id: str
+    job_runner: str = ""
+
+
+class AllocationLease(BaseModel):
+    """The deadline an execution got at dispatch, for its slot's holder."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["lease"] = "lease"
+    tenant_id: str
+    execution_id: str
+    job_runner: str
+    deadline_at: datetime
+
+
+class AllocationRefill(BaseModel):
+    """Admit into free slots of a runner (after a raised limit), with no request or release."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["refill"] = "refill"
+    tenant_id: str
     job_runner: str
 
 
-AllocationMessage = Annotated[AllocationRequest | AllocationRelease, Field(discriminator="type")]
-allocation_message = TypeAdapter[AllocationRequest | AllocationRelease](AllocationMessage)
+AllocationMessageType = AllocationRequest | AllocationRelease | AllocationLease | AllocationRefill
+AllocationMessage = Annotated[AllocationMessageType, Field(discriminator="type")]
+allocation_message = TypeAdapter[AllocationMessageType](AllocationMessage)
 
 
 class ParkedTrigger(BaseModel):
-    """A trigger whose asset is not known yet, waiting in the tenant's parking table."""
+    """A trigger waiting for its asset: a reference to its execution, stored in DynamoDB with
+    `waiting_for_asset`, and where the trigger came from (for its dead letter)."""
 
     model_config = ConfigDict(frozen=True)
 
     type: Literal["park"] = "park"
     tenant_id: str
-    source: dict[str, Any]
-    trigger: dict[str, Any]
+    jit_event_id: str
+    execution_id: str
+    asset_id: str
     first_seen_at: float
+    source: dict[str, Any]
 
 
 class WakeUp(BaseModel):
+    """Look again at the triggers waiting for one asset of a tenant."""
+
     model_config = ConfigDict(frozen=True)
 
     type: Literal["wake"] = "wake"
     tenant_id: str
+    asset_id: str
 
 
 WaitingMessage = Annotated[ParkedTrigger | WakeUp, Field(discriminator="type")]

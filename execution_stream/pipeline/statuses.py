@@ -116,6 +116,9 @@ class StatusStep:
         self.count(result.outcome)
         if result.outcome is UpdateOutcome.NOT_FOUND:
             logger.warning("status update for an unknown execution", extra=ids)
+            # A slot it may hold (the watchdog's update of a vanished item) is given back.
+            release = AllocationRelease(tenant_id=update.tenant_id, execution_id=update.execution_id)
+            effects.send(Destination.ALLOCATE, update.tenant_id, encode(release))
             return
         execution = result.execution
         if execution is None:
@@ -128,6 +131,7 @@ class StatusStep:
                 "status transition refused",
                 extra={**ids, "from": result.previous_status, "to": update.status.value},
             )
-        # Sent again on a replayed terminal update: a crash may have come between store and send.
-        if execution.status in TERMINAL_STATUSES and execution.status == update.status:
+        # Any report about a finished execution gives its slot back: a replayed terminal update (a
+        # crash between store and send), or the watchdog's timeout of one whose release was lost.
+        if execution.status in TERMINAL_STATUSES:
             effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))

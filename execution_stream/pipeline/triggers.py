@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -10,9 +11,13 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from execution_stream.domain.executions import AssetMismatchError, build_execution
+from execution_stream.domain.executions import (
+    AssetMismatchError,
+    build_execution,
+    build_waiting_execution,
+)
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, TriggerEvent
-from execution_stream.domain.ports import CreateResult, ExecutionRepository, RepositoryError
+from execution_stream.domain.ports import CreateResult, ExecutionKey, ExecutionRepository, RepositoryError
 from execution_stream.domain.ports import RepositoryUnavailableError as Unavailable
 from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import AssetLookup
@@ -79,43 +84,61 @@ class TriggerStep:
             effects.outgoing.append(dead_letter(record, rejected.reason, str(rejected)))
             return None
         asset = self.assets.get(event.asset_id)
-        if asset is None:
-            parked = ParkedTrigger(
-                tenant_id=event.tenant_id,
-                source=record.to_json(),
-                trigger=event.model_dump(mode="json"),
-                first_seen_at=self.now().timestamp(),
-            )
-            effects.send(Destination.WAITING, event.tenant_id, encode(parked))
-            return None
-        return self.prepare_with_asset(record, event, effects)
-
-    def prepare_with_asset(
-        self, record: SourceRecord, event: TriggerEvent, effects: Effects
-    ) -> Prepared | None:
-        asset = self.assets.get(event.asset_id)
-        if asset is None:
-            return None
         try:
+            if asset is None:
+                return Prepared(record, build_waiting_execution(event, self.now()))
             return Prepared(record, build_execution(event, asset, self.now()))
         except AssetMismatchError as error:
             effects.outgoing.append(dead_letter(record, DeadLetterReason.ASSET_MISMATCH, str(error)))
             return None
 
     async def store(self, prepared: Sequence[Prepared], effects: Effects) -> None:
+        """Stored pending (a conditional put), then an allocation request, or parked while the
+        asset is unknown. A replay finds its execution stored and sends what it would have sent."""
         requested: set[str] = set()
+        to_complete: list[Execution] = []
         for item, result in zip(prepared, await self._create(prepared, effects), strict=True):
-            if result is None or result.execution.execution_id in requested:
+            stored = result.execution if result is not None else None
+            if stored is None or stored.execution_id in requested:
                 continue
-            requested.add(result.execution.execution_id)
+            requested.add(stored.execution_id)
             # Sent again on a replay that finds it pending: a crash may have come between store and send.
-            if result.created or result.execution.status is ExecutionStatus.PENDING:
-                event = ExecutionEvent.from_change(result.execution, None)
-                effects.send(Destination.EVENTS, result.execution.tenant_id, encode(event))
-            # A replay may find it stored and still pending: the allocator ignores a duplicate request.
-            if result.execution.status is ExecutionStatus.PENDING:
-                request = AllocationRequest(execution=result.execution)
-                effects.send(Destination.ALLOCATE, item.execution.tenant_id, encode(request))
+            if result is not None and (result.created or stored.status is ExecutionStatus.PENDING):
+                event = ExecutionEvent.from_change(stored, None)
+                effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
+            if stored.status is not ExecutionStatus.PENDING:
+                continue
+            if stored.waiting_for_asset is None:
+                effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
+            elif item.execution.waiting_for_asset is None:
+                to_complete.append(stored)  # the asset came while it was parked
+            else:
+                effects.send(Destination.WAITING, stored.tenant_id, encode(self._parked(item, stored)))
+        for stored in await asyncio.gather(*(self._complete(waiting) for waiting in to_complete)):
+            if (
+                stored is not None
+                and stored.status is ExecutionStatus.PENDING
+                and not stored.waiting_for_asset
+            ):
+                effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
+
+    async def _complete(self, waiting: Execution) -> Execution | None:
+        asset = self.assets.get(waiting.asset_id)
+        if asset is None:
+            return None
+        return await self.repository.complete_waiting(ExecutionKey.of(waiting), asset)
+
+    def _parked(self, item: Prepared, stored: Execution) -> ParkedTrigger:
+        source = item.source.to_json()
+        source.pop("value", None)  # the trigger is kept in the stored execution, not in the table
+        return ParkedTrigger(
+            tenant_id=stored.tenant_id,
+            jit_event_id=stored.jit_event_id,
+            execution_id=stored.execution_id,
+            asset_id=stored.asset_id,
+            first_seen_at=self.now().timestamp(),
+            source=source,
+        )
 
     async def _create(self, prepared: Sequence[Prepared], effects: Effects) -> list[CreateResult | None]:
         try:
@@ -137,3 +160,7 @@ class TriggerStep:
             logger.warning("the store refused the execution: %s", error, extra=ids)
             effects.outgoing.append(dead_letter(item.source, DeadLetterReason.STORE_REFUSED, str(error)))
             return None
+
+
+def _ready_to_allocate(stored: Execution | None) -> bool:
+    return stored is not None and stored.status is ExecutionStatus.PENDING and not stored.waiting_for_asset

@@ -10,6 +10,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,25 +18,21 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
-from execution_stream.domain import allocation
-from execution_stream.domain.allocation import LeaseWindows, TenantAllocation
+from execution_stream.domain.allocation import Memory
 from execution_stream.domain.ports import UpdateOutcome
 from execution_stream.observability.metrics import WorkerMetrics
 from execution_stream.operations.lag import lag_report
 from execution_stream.operations.lag_status import StatusTracker
-from execution_stream.pipeline.allocating import AllocationStep
+from execution_stream.pipeline.allocating import AllocationStep, Limits
 from execution_stream.pipeline.dispatching import DispatchStep
 from execution_stream.pipeline.parking import ParkingStep
 from execution_stream.pipeline.records import (
     DeadLetterReason,
     Destination,
     Effects,
-    ParkedTrigger,
     SourceRecord,
-    WakeUp,
     allocation_message,
     dead_letter,
-    encode,
     waiting_message,
 )
 from execution_stream.pipeline.statuses import StatusStep
@@ -87,6 +84,15 @@ def topic_name(settings: Settings, destination: Destination) -> str:
     }[destination]
 
 
+@dataclass(frozen=True)
+class PipelineSteps:
+    triggers: TriggerStep
+    parking: ParkingStep
+    allocation: AllocationStep
+    dispatch: DispatchStep
+    status: StatusStep
+
+
 class PipelineApp:
     """Registers the agents and timers on `app`; the steps are built once the resources are up."""
 
@@ -101,7 +107,7 @@ class PipelineApp:
         self.batching = Batching(settings.batch_size, settings.batch_within_seconds)
         self.lag_tracker = StatusTracker()
         self.stalled_partitions = StalledPartitions()
-        self._steps: dict[str, Any] = {}
+        self._steps: PipelineSteps | None = None
 
     def register(self) -> None:
         agent = self.app.agent
@@ -120,25 +126,32 @@ class PipelineApp:
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    async def step(self, name: str) -> Any:
+    async def steps(self) -> PipelineSteps:
         await self.resources.ready.wait()
-        if not self._steps:
-            self._steps.update(self._build_steps())
-        return self._steps[name]
+        if self._steps is None:
+            self._steps = self._build_steps()
+        return self._steps
 
-    def _build_steps(self) -> dict[str, Any]:
+    def _build_steps(self) -> PipelineSteps:
         settings, resources, metrics = self.settings, self.resources, self.metrics
         triggers = TriggerStep(resources.repository, resources.assets, utc_now)
-        windows = LeaseWindows(
-            size_seconds=settings.lease_window_seconds,
-            expires_seconds=max(settings.job_timeout_seconds, settings.lease_window_seconds),
-        )
-        limits = (settings.default_concurrency_limit, settings.tenant_concurrency_limits)
-        return {
-            "triggers": triggers,
-            "parking": ParkingStep(triggers, settings.asset_wait_seconds, utc_now),
-            "allocation": AllocationStep(windows, *limits, utc_now),
-            "dispatch": DispatchStep(
+        return PipelineSteps(
+            triggers=triggers,
+            parking=ParkingStep(
+                self.parked,
+                resources.repository,
+                resources.assets,
+                settings.asset_wait_seconds,
+                utc_now,
+            ),
+            allocation=AllocationStep(
+                self.allocations,
+                Limits(settings.default_concurrency_limit, settings.tenant_concurrency_limits),
+                Memory(settings.released_memory_seconds, settings.released_memory_count),
+                resources.queue_view,
+                utc_now,
+            ),
+            dispatch=DispatchStep(
                 resources.repository,
                 resources.github,
                 TopicRunnerJobs(self.topics[Destination.RUNNER_JOBS]),
@@ -147,14 +160,14 @@ class PipelineApp:
                 utc_now,
                 lambda runner, seconds: metrics.dispatch_seconds.labels(runner).observe(seconds),
             ),
-            "status": StatusStep(resources.repository, self._count_update),
-        }
+            status=StatusStep(resources.repository, self._count_update),
+        )
 
     def _count_update(self, outcome: UpdateOutcome) -> None:
         self.metrics.updates.labels(outcome.value).inc()
 
     async def triggers(self, stream: Any) -> None:
-        step = await self.step("triggers")
+        step = (await self.steps()).triggers
 
         async def handle(records: Sequence[SourceRecord]) -> Effects:
             effects: Effects = await step.handle(records)
@@ -164,52 +177,46 @@ class PipelineApp:
         await process_batches(stream, handle, self.sender, "trigger_execution", self.batching)
 
     async def enrich_and_dispatch(self, stream: Any) -> None:
-        step = await self.step("dispatch")
+        step = (await self.steps()).dispatch
         await process_batches(stream, step.handle, self.sender, "enrich_and_dispatch", self.batching)
 
     async def execution_status(self, stream: Any) -> None:
-        step = await self.step("status")
+        step = (await self.steps()).status
         await process_batches(stream, step.handle, self.sender, "execution_status", self.batching)
 
     async def allocate(self, stream: Any) -> None:
-        step = await self.step("allocation")
+        step = (await self.steps()).allocation
         async for event in stream.events():
             message = _decode(allocation_message, event)
             if isinstance(message, Effects):
                 await self.sender.send_until_done(message, "allocate")
                 continue
-            tenant = event.message.key.decode()
             try:
-                state, effects = step.handle(self.allocations.get(tenant), message)
+                result, effects = step.handle(message)
             except Exception as error:
                 await self.sender.send_until_done(_failed(event, error, "allocate"), "allocate")
                 continue
-            # Sent before the state is stored: the table never runs ahead of what was sent.
+            # Sent before the writes are applied: the table never runs ahead of what was sent.
             await self.sender.send_until_done(effects, "allocate")
-            _store(self.allocations, tenant, state)
+            step.commit(result)
 
     async def parked_triggers(self, stream: Any) -> None:
-        step = await self.step("parking")
+        step = (await self.steps()).parking
         async for event in stream.events():
             message = _decode(waiting_message, event)
             if isinstance(message, Effects):
                 await self.sender.send_until_done(message, "parked_triggers")
                 continue
-            tenant = message.tenant_id
-            waiting = [ParkedTrigger.model_validate(p) for p in self.parked.get(tenant) or []]
             try:
-                still, effects = await until_done(partial(step.handle, waiting, message), "parking")
+                writes, effects = await until_done(partial(step.handle, message), "parking")
             except Exception as error:
                 await self.sender.send_until_done(_failed(event, error, "parked_triggers"), "parked_triggers")
                 continue
             await self.sender.send_until_done(effects, "parked_triggers")
-            _store(self.parked, tenant, [p.model_dump(mode="json") for p in still] or None)
+            step.commit(writes)
 
     async def wake_parked_triggers(self) -> None:
-        effects = Effects()
-        for tenant in list(self.parked.keys()):
-            effects.send(Destination.WAITING, tenant, encode(WakeUp(tenant_id=tenant)))
-        await self.sender.send(effects)
+        await self.sender.send((await self.steps()).parking.wake_ups())
 
     async def heal_stalled_partitions(self) -> None:
         for tp, offset in (await self.stalled_partitions.heal(self.app.consumer)).items():
@@ -219,17 +226,17 @@ class PipelineApp:
             )
 
     async def fail_overdue_executions(self) -> None:
-        step = await self.step("allocation")
-        for tenant, state in list(self.allocations.items()):
-            await self.sender.send(step.overdue(tenant, state, self.settings.job_timeout_seconds))
+        step = (await self.steps()).allocation
+        await self.sender.send(step.overdue(self.settings.job_timeout_seconds))
+        await self.sender.send(step.refills())
 
     async def publish_pending_metrics(self) -> None:
         now = utc_now().timestamp()
-        queued, oldest_age = {}, {}
-        for tenant, stored in list(self.allocations.items()):
-            state = TenantAllocation.from_json(stored)
-            queued[tenant] = sum(len(allocation.queued(state, runner)) for runner in state.runners)
-            oldest = allocation.oldest_queued_at(state)
+        queued: dict[str, int] = {}
+        oldest_age: dict[str, float] = {}
+        step = (await self.steps()).allocation
+        for tenant, count, oldest in step.waiting_by_tenant():
+            queued[tenant] = count
             oldest_age[tenant] = now - oldest if oldest is not None else 0.0
         self.metrics.set_pending(queued, oldest_age)
 
@@ -260,11 +267,3 @@ def _failed(event: Any, error: Exception, what: str) -> Effects:
         dead_letter(source_record(event), DeadLetterReason.PROCESSING_FAILED, repr(error))
     )
     return effects
-
-
-def _store(table: Any, key: str, value: Any) -> None:
-    if value is None:
-        if key in table:
-            del table[key]
-    else:
-        table[key] = value

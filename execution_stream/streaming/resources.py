@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from mode import Service
 
 from execution_stream.adapters.asset_cache import KafkaAssetCache
+from execution_stream.adapters.dynamodb_client import open_client
+from execution_stream.adapters.dynamodb_queue_view import DynamoDBQueueView
 from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository, open_repository
 from execution_stream.adapters.github_dispatcher import GithubActionsDispatcher
 from execution_stream.domain.dispatch import DispatchRefusedError
@@ -40,6 +42,7 @@ class PipelineResources(Service):
         self._exits = AsyncExitStack()
         self._repository: DynamoDBExecutionRepository | None = None
         self._github: GithubDispatcher = UnconfiguredGithub()
+        self._queue_view: DynamoDBQueueView | None = None
 
     @property
     def repository(self) -> DynamoDBExecutionRepository:
@@ -57,6 +60,12 @@ class PipelineResources(Service):
     def github(self) -> GithubDispatcher:
         return self._github
 
+    @property
+    def queue_view(self) -> DynamoDBQueueView:
+        if self._queue_view is None:
+            raise RuntimeError("the pipeline's resources are not started")
+        return self._queue_view
+
     async def on_start(self) -> None:
         settings = self.settings
         self._repository = await self._exits.enter_async_context(open_repository(settings))
@@ -67,6 +76,16 @@ class PipelineResources(Service):
                 settings.github_app_private_key.get_secret_value(),
             )
             self._github = await self._exits.enter_async_context(dispatcher)
+        client = await self._exits.enter_async_context(open_client(settings))
+        self._queue_view = DynamoDBQueueView(
+            client,
+            settings.dynamodb_table,
+            settings.queue_view_interval_seconds,
+            concurrency=8,
+            max_notes=200_000,
+        )
+        await self._queue_view.start()
+        self._exits.push_async_callback(self._queue_view.stop)
         self._assets = KafkaAssetCache(settings.kafka_bootstrap_servers, settings.topic_assets)
         await self._assets.start()
         self._exits.push_async_callback(self._assets.stop)

@@ -139,12 +139,17 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_good_ones_flow(pi
 
     async def good_dispatched_and_refused_failed() -> dict[str, list[str]] | None:
         now = by_status(await executions_of(pipeline.repository, [A]), A)
-        return now if now == {"dispatched": ["event-5"], "failed": ["event-4"]} else None
+        wanted = {"dispatched": ["event-5"], "failed": ["event-3", "event-4"]}
+        return now if now == wanted else None
 
     await pipeline.eventually(good_dispatched_and_refused_failed, "the good trigger dispatched")
-    failed = next(e for e in await executions_of(pipeline.repository, [A]) if e.jit_event_id == "event-4")
-    assert failed.error is not None
-    assert "422" in failed.error
+    stored = {e.jit_event_id: e for e in await executions_of(pipeline.repository, [A])}
+    refused_error, waited_error = stored["event-4"].error, stored["event-3"].error
+    assert refused_error is not None
+    assert "422" in refused_error
+    # The trigger that waited for its asset in vain was stored at once, and fails with the reason.
+    assert waited_error is not None
+    assert waited_error.startswith("asset_not_found: ")
     assert pipeline.workers[0].process is not None
     assert pipeline.workers[0].process.poll() is None
 
@@ -170,7 +175,10 @@ async def test_a_trigger_waits_for_its_asset_and_a_deleted_asset_is_forgotten(pi
         return by_status(await executions_of(pipeline.repository, [B]), B) == {"dispatched": ["event-0"]}
 
     await pipeline.eventually(b_dispatched, "a later trigger with a known asset dispatched")
-    assert by_status(await executions_of(pipeline.repository, [A]), A) == {"dispatched": ["event-0"]}
+    stored = await executions_of(pipeline.repository, [A])
+    # The trigger of the deleted asset is stored, seen waiting for it, and asks for no slot.
+    assert by_status(stored, A) == {"dispatched": ["event-0"], "pending": ["event-1"]}
+    assert [e.waiting_for_asset for e in stored if e.jit_event_id == "event-1"] == [f"asset-{A}"]
 
 
 async def test_a_job_that_never_reports_fails_with_timeout_and_frees_its_slot(pipeline: Pipeline) -> None:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import (
     DynamoDBExecutionRepository,
     open_repository,
@@ -121,6 +122,7 @@ async def api_client(api_dataset: ApiDataset) -> AsyncIterator[aiohttp.ClientSes
     """The API in front of the real DynamoDB endpoint, on a free loopback port."""
     async with (
         open_repository(api_dataset.settings) as repository,
-        running_api(repository, api_dataset.settings) as client,
+        open_reader(api_dataset.settings) as reader,
+        running_api(repository, api_dataset.settings, reader) as client,
     ):
         yield client

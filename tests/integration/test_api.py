@@ -9,15 +9,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.api.cursors import CursorCodec
 from execution_stream.api.validation import ExecutionFilter
 from execution_stream.domain import keys
-from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import ExecutionStatus
 from execution_stream.localstack.processes import free_loopback_port
 from tests.integration.conftest import API_PLAN_ITEMS, API_TENANTS, PATH_TO, ApiDataset
-from tests.unit.test_api_support import CURSOR_SECRET, bearer, running_api
+from tests.unit.test_api_support import CURSOR_SECRET, bearer, listed, running_api
 
 S = ExecutionStatus
 A, B = API_TENANTS
@@ -63,7 +63,7 @@ async def test_each_filter_returns_exactly_the_tenants_matching_executions_newes
     plan_item: str | None,
 ) -> None:
     for tenant_id in API_TENANTS:
-        expected = [execution_to_item(e) for e in api_dataset.expected(tenant_id, status, plan_item)]
+        expected = [listed(e) for e in api_dataset.expected(tenant_id, status, plan_item)]
         pages = await read_all(api_client, tenant_id, filter_query(status, plan_item), limit=100)
         items = [item for page in pages for item in page]
         assert expected, "every filter matches some executions of each tenant"
@@ -228,9 +228,14 @@ async def test_dynamodb_gone_is_503_not_500(api_dataset: ApiDataset) -> None:
             "dynamodb_max_attempts": 1,
         }
     )
-    async with open_repository(closed) as repository, running_api(repository, closed) as client:
-        status, body = await get_json(client, "/executions", bearer(A))
-        assert status == 503
-        assert body["error"]["code"] == "service_unavailable"
+    async with (
+        open_repository(closed) as repository,
+        open_reader(closed) as reader,
+        running_api(repository, closed, reader) as client,
+    ):
+        for path in ("/executions", f"/executions/{'0' * 32}"):
+            status, body = await get_json(client, path, bearer(A))
+            assert status == 503, path
+            assert body["error"]["code"] == "service_unavailable"
         status, body = await get_json(client, "/readyz", None)
         assert status == 503

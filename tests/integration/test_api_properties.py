@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.api.app import build_app
 from execution_stream.api.server import serving
@@ -55,8 +56,8 @@ class ApiThread:
     async def _serve(self) -> None:
         try:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            async with open_repository(self.settings) as repository:
-                app = build_app(self.settings, repository)
+            async with open_repository(self.settings) as repository, open_reader(self.settings) as reader:
+                app = build_app(self.settings, repository, reader)
                 async with serving(app, "127.0.0.1", 0) as self.url:
                     self.ready.set()
                     await self._stop.wait()

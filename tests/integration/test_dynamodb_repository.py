@@ -16,6 +16,7 @@ from execution_stream.adapters.dynamodb_repository import (
 )
 from execution_stream.adapters.dynamodb_table import create_table
 from execution_stream.domain import keys
+from execution_stream.domain.executions import build_waiting_execution
 from execution_stream.domain.lifecycle import is_transition_allowed
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.domain.ports import (
@@ -27,9 +28,10 @@ from execution_stream.domain.ports import (
     StatusChange,
     UpdateOutcome,
 )
+from execution_stream.domain.timestamps import format_timestamp
 from execution_stream.localstack.processes import free_loopback_port
 from execution_stream.settings import Settings
-from tests.factories import BASE_TIME, execution
+from tests.factories import BASE_TIME, asset, execution, trigger_event
 from tests.integration.conftest import PATH_TO
 
 S = ExecutionStatus
@@ -216,3 +218,40 @@ async def test_a_page_key_is_refused_by_another_tenant_or_filter(
         await repository.list(ExecutionQuery(f"other-{unique}", limit=1, start_after=page.next_key))
     with pytest.raises(InvalidPageKeyError):
         await repository.list(ExecutionQuery(tenant, status=S.PENDING, start_after=page.next_key))
+
+
+async def test_a_waiting_execution_gets_its_assets_fields_once_and_only_while_pending(
+    repository: DynamoDBExecutionRepository, repository_settings: Settings
+) -> None:
+    event = trigger_event("tenant-waits", "event-w", "asset-late", job_runner="jit_runner")
+    waiting = build_waiting_execution(event, BASE_TIME)
+    await repository.create(waiting)
+    key = ExecutionKey.of(waiting)
+    assert raw_item(repository_settings, waiting)["waiting_for_asset"] == "asset-late"
+
+    late = asset("tenant-waits", "asset-late")
+    completed = await repository.complete_waiting(key, late)
+    renamed = asset("tenant-waits", "asset-late").model_copy(update={"asset_name": "renamed"})
+    again = await repository.complete_waiting(key, renamed)
+
+    assert completed is not None
+    assert (completed.asset_name, completed.waiting_for_asset) == (late.asset_name, None)
+    assert again == completed  # a replay changes nothing and reports what is stored
+    assert "waiting_for_asset" not in raw_item(repository_settings, waiting)
+    unknown = ExecutionKey("tenant-waits", "event-w", "0" * 32)
+    assert await repository.complete_waiting(unknown, late) is None
+
+
+async def test_the_dispatched_mark_stores_the_deadline(
+    repository: DynamoDBExecutionRepository, repository_settings: Settings
+) -> None:
+    stored = execution(tenant_id="tenant-deadline")
+    await repository.create(stored)
+    deadline = BASE_TIME + timedelta(hours=1)
+    change = StatusChange(S.DISPATCHED, BASE_TIME, deadline_at=deadline)
+
+    result = await repository.update_status(ExecutionKey.of(stored), change, stored.plan_item_slug)
+
+    assert result.execution is not None
+    assert result.execution.deadline_at == format_timestamp(deadline)
+    assert raw_item(repository_settings, stored)["deadline_at"] == format_timestamp(deadline)

@@ -62,12 +62,10 @@ async def test_table_has_the_seed_key_scheme(isolated_settings: Settings) -> Non
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
     indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
-    assert sorted(indexes) == ["GSI1", "GSI2", "GSI3", "GSI4"]
+    assert sorted(indexes) == ["GSI1", "GSI2", "GSI3", "GSI4", "GSI5"]
     for name, index in indexes.items():
-        assert index["KeySchema"] == [
-            {"AttributeName": f"{name}PK", "KeyType": "HASH"},
-            {"AttributeName": f"{name}SK", "KeyType": "RANGE"},
-        ]
+        sort_key = [] if name == "GSI5" else [{"AttributeName": f"{name}SK", "KeyType": "RANGE"}]
+        assert index["KeySchema"] == [{"AttributeName": f"{name}PK", "KeyType": "HASH"}, *sort_key]
         assert index["Projection"] == {"ProjectionType": "ALL"}
     assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == keys.KEY_ATTRIBUTES
 

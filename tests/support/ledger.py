@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository
-from execution_stream.domain.allocation import TenantAllocation, in_use
 from execution_stream.domain.models import Asset, Execution, ExecutionStatus
 from execution_stream.domain.ports import ExecutionQuery
 from execution_stream.settings import Settings
+from execution_stream.streaming.topology import TABLE_ALLOCATIONS, changelog_topic
 from tests.factories import asset, trigger_event
 from tests.support.pipeline import TopicReader, as_json
 
@@ -46,8 +46,8 @@ async def executions_of(repository: DynamoDBExecutionRepository, tenants: Iterab
 
 
 async def slot_holders(settings: Settings) -> dict[str, dict[str, int]]:
-    """Slots in use per tenant and runner, as the allocate agent's table last stored them."""
-    changelog = TopicReader(settings, f"{settings.consumer_group}-allocations-changelog")
+    """Slots in use per tenant and runner, as the allocate agent's table last stored its lines."""
+    changelog = TopicReader(settings, changelog_topic(settings.consumer_group, TABLE_ALLOCATIONS))
     await changelog.start()
     try:
         for _ in range(10):
@@ -57,11 +57,11 @@ async def slot_holders(settings: Settings) -> dict[str, dict[str, int]]:
     latest: dict[str, Any] = {}
     for record in changelog.records:
         latest[json.loads(record.key)] = json.loads(record.value) if record.value else None
-    holders = {}
-    for tenant, stored in latest.items():
-        if stored is not None:
-            state = TenantAllocation.from_json(stored)
-            holders[tenant] = {runner: in_use(state, runner) for runner in state.runners}
+    holders: dict[str, dict[str, int]] = {}
+    for key, line in latest.items():
+        if key.startswith("L#") and line is not None and line["in_use"]:
+            _, tenant, runner = key.split("#", 2)
+            holders.setdefault(tenant, {})[runner] = line["in_use"]
     return holders
 
 

@@ -1,361 +1,242 @@
+"""The allocation policy: limits, arrival order, duplicates, deadlines, and a cost that does not grow."""
+
+from __future__ import annotations
+
 import json
-import math
-from collections.abc import Callable
+from collections.abc import MutableMapping
+from typing import Any
 
-import pytest
-from pydantic import ValidationError
-
+from execution_stream.domain import commits
 from execution_stream.domain.allocation import (
     Admission,
-    HeldSlot,
-    LeaseWindows,
+    Allocator,
+    Memory,
     Outcome,
-    Payload,
-    TenantAllocation,
-    expire,
-    holders_past,
-    holds,
-    in_use,
-    is_empty,
-    oldest_queued_at,
-    queued,
-    release,
-    request,
+    Overdue,
+    Result,
+    RunnerLine,
 )
 
-WINDOWS = LeaseWindows(size_seconds=60, expires_seconds=60)
-GITHUB = "github_actions"
-JIT = "jit"
-T0 = 28_333_333 * 60.0  # late 2023, on a window boundary
+T0 = 1_800_000_000.0
+TIMEOUT = 3600.0
 
 
-def limit_of(limit: int) -> Callable[[str], int]:
-    return lambda _runner: limit
+class Allocations:
+    """An allocator whose operations apply their writes at once, as the agent does after sending."""
+
+    def __init__(self, table: MutableMapping[str, Any], limit_for: Any, memory: Memory) -> None:
+        self.table = table
+        self.allocator = Allocator(table, limit_for, memory)
+
+    def request(
+        self, tenant: str, execution_id: str, jit_event_id: str, runner: str, *, now: float
+    ) -> Result:
+        return self._applied(self.allocator.request(tenant, execution_id, jit_event_id, runner, now=now))
+
+    def release(
+        self, tenant: str, execution_id: str, *, now: float, runner: str | None = "jit"
+    ) -> list[Admission]:
+        return self._applied(self.allocator.release(tenant, execution_id, runner, now=now)).admitted
+
+    def refill(self, tenant: str, runner: str, *, now: float) -> list[Admission]:
+        return self._applied(self.allocator.refill(tenant, runner, now=now)).admitted
+
+    def set_deadline(self, tenant: str, execution_id: str, deadline_at: float) -> None:
+        self._applied(self.allocator.set_deadline(tenant, execution_id, "jit", deadline_at))
+
+    def overdue(self, now: float, timeout_seconds: float) -> list[Overdue]:
+        return self.allocator.overdue(now, timeout_seconds)
+
+    def line(self, tenant: str, runner: str) -> RunnerLine:
+        return self.allocator.line(tenant, runner).line
+
+    def _applied(self, result: Result) -> Result:
+        commits.apply(self.table, result.writes)
+        return result
 
 
-def payload_of(execution_id: str) -> Payload:
-    return {"execution_id": execution_id, "steps": [{"name": "scan", "params": {"depth": 1.5}}], "x": None}
-
-
-def round_trip(state: TenantAllocation) -> TenantAllocation:
-    restored = TenantAllocation.from_json(json.loads(json.dumps(state.to_json())))
-    assert restored == state
-    assert restored.to_json() == state.to_json()
-    return restored
-
-
-def ask(
-    state: TenantAllocation, execution_id: str, now: float, limit: int = 2, runner: str = GITHUB
-) -> tuple[TenantAllocation, Outcome, list[str]]:
-    state, decision = request(
-        state, execution_id, runner, payload_of(execution_id), now=now, limit_for=limit_of(limit)
+def allocator(
+    limit: int = 2, *, memory: Memory | None = None, limits: dict[str, int] | None = None
+) -> Allocations:
+    per_tenant = limits or {}
+    return Allocations(
+        {}, lambda tenant, runner: per_tenant.get(tenant, limit), memory or Memory(3600.0, 1000)
     )
-    for admission in decision.admitted:
-        assert admission.payload == payload_of(admission.execution_id)
-    return round_trip(state), decision.outcome, [admission.execution_id for admission in decision.admitted]
 
 
-def free(
-    state: TenantAllocation, execution_id: str, now: float, limit: int = 2, runner: str = GITHUB
-) -> tuple[TenantAllocation, list[str]]:
-    state, admitted = release(state, execution_id, runner, now=now, limit_for=limit_of(limit))
-    return round_trip(state), [admission.execution_id for admission in admitted]
+def admitted_ids(
+    allocations: Allocations, tenant: str, ids: list[str], runner: str = "jit", now: float = T0
+) -> list[str]:
+    forwarded = []
+    for execution_id in ids:
+        decision = allocations.request(tenant, execution_id, f"event-{execution_id}", runner, now=now)
+        forwarded += [a.execution_id for a in decision.admitted]
+    return forwarded
 
 
-def fresh() -> TenantAllocation:
-    return TenantAllocation(windows=WINDOWS)
+def test_admits_up_to_the_limit_and_the_oldest_waiting_on_each_release() -> None:
+    allocations = allocator(limit=2)
+    assert admitted_ids(allocations, "a", ["e1", "e2", "e3", "e4", "e5"]) == ["e1", "e2"]
+    order = []
+    for done in ["e1", "e2", "e3", "e4", "e5"]:
+        order += [a.execution_id for a in allocations.release("a", done, now=T0 + 1)]
+    assert order == ["e3", "e4", "e5"]
+    assert allocations.line("a", "jit").in_use == 0
 
 
-def five_requests() -> TenantAllocation:
-    state = fresh()
-    for offset, execution_id in enumerate("abcde"):
-        state, _, _ = ask(state, execution_id, T0 + offset)
-    return state
+def test_one_tenant_at_its_limit_never_holds_back_another_or_another_runner() -> None:
+    allocations = allocator(limit=1)
+    assert admitted_ids(allocations, "busy", ["b1", "b2", "b3"]) == ["b1"]
+    assert admitted_ids(allocations, "quiet", ["q1"]) == ["q1"]
+    assert admitted_ids(allocations, "busy", ["b4"], runner="github_actions") == ["b4"]
+    assert [a.execution_id for a in allocations.release("busy", "b4", now=T0, runner=None)] == []
+    assert allocations.line("busy", "github_actions").in_use == 0
 
 
-def test_at_the_limit_the_rest_queue_in_arrival_order() -> None:
-    state = fresh()
-    outcomes = []
-    for offset, execution_id in enumerate("abcde"):
-        state, outcome, admitted = ask(state, execution_id, T0 + offset)
-        outcomes.append((outcome, admitted))
-    assert outcomes == [
-        (Outcome.ADMITTED, ["a"]),
-        (Outcome.ADMITTED, ["b"]),
-        (Outcome.QUEUED, []),
-        (Outcome.QUEUED, []),
-        (Outcome.QUEUED, []),
+def test_a_duplicate_request_takes_no_second_slot_and_a_holder_is_forwarded_again() -> None:
+    allocations = allocator(limit=1)
+    admitted_ids(allocations, "a", ["e1", "e2"])
+    held = allocations.request("a", "e1", "event-e1", "jit", now=T0)
+    waiting = allocations.request("a", "e2", "event-e2", "jit", now=T0)
+    assert (held.outcome, [x.execution_id for x in held.admitted]) == (Outcome.DUPLICATE, ["e1"])
+    assert (waiting.outcome, waiting.admitted) == (Outcome.DUPLICATE, [])
+    allocations.release("a", "e1", now=T0)
+    allocations.release("a", "e2", now=T0)
+    replayed = allocations.request("a", "e1", "event-e1", "jit", now=T0 + 5)
+    assert (replayed.outcome, replayed.admitted) == (Outcome.DUPLICATE, [])
+    assert allocations.line("a", "jit").in_use == 0
+
+
+def test_an_execution_released_while_it_waits_is_never_admitted_and_leaves_no_hole_in_positions() -> None:
+    allocations = allocator(limit=1)
+    admitted_ids(allocations, "a", ["e1", "e2", "e3", "e4"])
+    assert allocations.release("a", "e2", now=T0) == []
+    line = allocations.line("a", "jit")
+    assert (line.queued, line.head) == (2, 1)  # e2 had index 0; e3, at 1, is next: position 1
+    assert [a.execution_id for a in allocations.release("a", "e1", now=T0)] == ["e3"]
+
+
+def test_a_raised_limit_admits_on_refill_and_a_lowered_one_admits_nobody_until_below_it() -> None:
+    limits = {"a": 1}
+    allocations = Allocations({}, lambda tenant, runner: limits[tenant], Memory(60.0, 100))
+    admitted_ids(allocations, "a", ["e1", "e2", "e3", "e4"])
+    limits["a"] = 3
+    assert [a.execution_id for a in allocations.refill("a", "jit", now=T0)] == ["e2", "e3"]
+    limits["a"] = 1
+    assert allocations.release("a", "e1", now=T0) == []
+    assert allocations.release("a", "e2", now=T0) == []
+    assert [a.execution_id for a in allocations.release("a", "e3", now=T0)] == ["e4"]
+
+
+# The three deadline defects of the earlier per-tenant state, each as the behaviour now required.
+
+
+def test_the_watchdog_times_a_dispatched_job_from_its_dispatch_deadline_not_from_its_slot() -> None:
+    allocations = allocator()
+    admitted_ids(allocations, "a", ["e1"])
+    dispatched_at = T0 + 600  # it waited 10 minutes for its runner
+    allocations.set_deadline("a", "e1", dispatched_at + TIMEOUT)
+    assert allocations.overdue(T0 + TIMEOUT + 1, TIMEOUT) == []
+    [late] = allocations.overdue(dispatched_at + TIMEOUT + 1, TIMEOUT)
+    assert (late.execution_id, late.deadline_at) == ("e1", dispatched_at + TIMEOUT)
+
+
+def test_no_time_reclaims_a_slot_the_watchdog_fails_the_job_first() -> None:
+    allocations = allocator(limit=1)
+    admitted_ids(allocations, "a", ["e1"])
+    much_later = T0 + 30 * 24 * 3600
+    assert admitted_ids(allocations, "a", ["e2"], now=much_later) == []
+    assert [late.execution_id for late in allocations.overdue(much_later, TIMEOUT)] == ["e1"]
+    assert [a.execution_id for a in allocations.release("a", "e1", now=much_later)] == ["e2"]
+
+
+def test_a_changed_timeout_applies_to_existing_holders_and_the_limit_is_never_exceeded() -> None:
+    allocations = allocator(limit=2)
+    admitted_ids(allocations, "a", ["e1", "e2"])
+    raised = 4 * TIMEOUT
+    later = T0 + 2 * TIMEOUT
+    assert allocations.overdue(later, raised) == []
+    assert admitted_ids(allocations, "a", ["e3", "e4"], now=later) == []
+    assert allocations.line("a", "jit").in_use == 2
+    assert [o.execution_id for o in allocations.overdue(later, TIMEOUT)] == ["e1", "e2"]
+
+
+def test_released_ids_are_forgotten_by_age_and_by_count() -> None:
+    allocations = allocator(limit=100, memory=Memory(seconds=60.0, count=3))
+    ids = [f"e{n}" for n in range(10)]
+    admitted_ids(allocations, "a", ids)
+    for execution_id in ids:
+        allocations.release("a", execution_id, now=T0)
+    remembered = [key for key in allocations.table if key.startswith("M#")]
+    assert len(remembered) <= 3 + 4
+    for n in range(5):
+        allocations.request("a", f"fresh{n}", "event-fresh", "jit", now=T0 + 61)
+    assert [key for key in allocations.table if key.startswith("M#a#e")] == []
+
+
+class CountingStore(dict[str, Any]):
+    """A dict that counts writes and remembers the largest value written, as JSON."""
+
+    writes = 0
+    largest = 0
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes += 1
+        self.largest = max(self.largest, len(json.dumps(value)) + len(key))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.writes += 1
+        super().__delitem__(key)
+
+
+def test_one_request_and_one_release_cost_the_same_writes_at_a_backlog_of_10_or_10000() -> None:
+    costs = []
+    for backlog in (10, 10_000):
+        table = CountingStore()
+        allocations = Allocations(table, lambda tenant, runner: 2, Memory(3600.0, 10_000))
+        admitted_ids(allocations, "a", [f"e{n}" for n in range(backlog)])
+        before = table.writes
+        allocations.request("a", "newest", "event-newest", "jit", now=T0)
+        allocations.release("a", "e0", now=T0)
+        costs.append(table.writes - before)
+        assert table.largest < 400
+    assert costs[0] == costs[1]
+
+
+def test_a_crash_anywhere_in_a_commit_and_its_replay_leave_the_same_state_as_no_crash() -> None:
+    """The agent replays a message whose writes a crash cut short: any prefix of them survived."""
+    script = [("request", f"e{n}") for n in range(5)] + [
+        ("release", "e0"),
+        ("release", "e3"),
+        ("release", "e1"),
     ]
-    assert in_use(state, GITHUB) == 2
-    assert queued(state, GITHUB) == ["c", "d", "e"]
-    assert oldest_queued_at(state) == T0 + 2
+    for crash_at, (kind, execution_id) in enumerate(script):
+        reference = allocator(limit=2)
+        for step_kind, step_id in script:
+            _operate(reference, step_kind, step_id)
+        probe = allocator(limit=2)
+        for step_kind, step_id in script[:crash_at]:
+            _operate(probe, step_kind, step_id)
+        interrupted = _decide(probe, kind, execution_id)
+        for survived in commits.prefixes(interrupted.writes):
+            crashed = Allocations(dict(probe.table), probe.allocator.limit_for, probe.allocator.memory)
+            commits.apply(crashed.table, survived)
+            for step_kind, step_id in script[crash_at:]:
+                _operate(crashed, step_kind, step_id)
+            assert crashed.line("a", "jit") == reference.line("a", "jit"), (crash_at, len(survived))
+            assert _holders(crashed) == _holders(reference)
 
 
-def test_admitted_payload_is_the_one_requested() -> None:
-    _, decision = request(fresh(), "a", GITHUB, payload_of("a"), now=T0, limit_for=limit_of(1))
-    assert decision.admitted == [Admission("a", GITHUB, payload_of("a"))]
+def _decide(allocations: Allocations, kind: str, execution_id: str) -> Result:
+    if kind == "request":
+        return allocations.allocator.request("a", execution_id, "event", "jit", now=T0)
+    return allocations.allocator.release("a", execution_id, "jit", now=T0)
 
 
-def test_release_admits_the_oldest_waiting() -> None:
-    state, admitted = free(five_requests(), "a", T0 + 10)
-    assert admitted == ["c"]
-    assert in_use(state, GITHUB) == 2
-    assert queued(state, GITHUB) == ["d", "e"]
+def _operate(allocations: Allocations, kind: str, execution_id: str) -> None:
+    commits.apply(allocations.table, _decide(allocations, kind, execution_id).writes)
 
 
-def test_releasing_twice_admits_once() -> None:
-    state, first = free(five_requests(), "a", T0 + 10)
-    state, second = free(state, "a", T0 + 11)
-    assert (first, second) == (["c"], [])
-    assert in_use(state, GITHUB) == 2
-    assert queued(state, GITHUB) == ["d", "e"]
-
-
-def test_releasing_an_unknown_execution_changes_nothing() -> None:
-    state = five_requests()
-    assert free(state, "zzz", T0 + 10) == (state, [])
-    assert free(state, "a", T0 + 10, runner=JIT) == (state, [])
-
-
-@pytest.mark.parametrize("execution_id", ["a", "d"], ids=["holding", "queued"])
-def test_a_replayed_request_is_a_duplicate_and_changes_nothing(execution_id: str) -> None:
-    state = five_requests()
-    replayed, outcome, admitted = ask(state, execution_id, T0 + 10)
-    assert (outcome, admitted) == (Outcome.DUPLICATE, [])
-    assert replayed == state
-
-
-def test_a_duplicate_under_another_runner_takes_no_slot() -> None:
-    state, _, _ = ask(fresh(), "a", T0)
-    state, outcome, _ = ask(state, "a", T0 + 1, runner=JIT)
-    assert outcome == Outcome.DUPLICATE
-    assert (in_use(state, GITHUB), in_use(state, JIT)) == (1, 0)
-
-
-def test_a_request_replayed_after_its_release_takes_no_slot_until_forgotten() -> None:
-    state, _, _ = ask(fresh(), "a", T0, limit=1)
-    state, _ = free(state, "a", T0 + 5, limit=1)
-    state, outcome, _ = ask(state, "a", T0 + 6, limit=1)
-    assert outcome == Outcome.DUPLICATE
-    assert in_use(state, GITHUB) == 0
-    # Released in the window starting at T0: remembered until that window expires.
-    state, outcome, _ = ask(state, "a", T0 + 119.5, limit=1)
-    assert outcome == Outcome.DUPLICATE
-    state, outcome, _ = ask(state, "a", T0 + 120, limit=1)
-    assert outcome == Outcome.ADMITTED
-
-
-def test_two_runners_have_independent_limits() -> None:
-    limit_for = {GITHUB: 1, JIT: 2}.__getitem__
-    state = fresh()
-    outcomes = []
-    for offset, (execution_id, runner) in enumerate(
-        [("g1", GITHUB), ("g2", GITHUB), ("j1", JIT), ("j2", JIT)]
-    ):
-        state, decision = request(state, execution_id, runner, {}, now=T0 + offset, limit_for=limit_for)
-        outcomes.append(decision.outcome)
-    assert outcomes == [Outcome.ADMITTED, Outcome.QUEUED, Outcome.ADMITTED, Outcome.ADMITTED]
-    assert (in_use(state, GITHUB), in_use(state, JIT)) == (1, 2)
-    state, admitted = release(state, "j1", JIT, now=T0 + 10, limit_for=limit_for)
-    assert admitted == []
-    assert queued(state, GITHUB) == ["g2"]
-
-
-def test_releasing_a_queued_execution_dequeues_it_without_freeing_a_slot() -> None:
-    state, admitted = free(five_requests(), "d", T0 + 10)
-    assert admitted == []
-    assert in_use(state, GITHUB) == 2
-    assert queued(state, GITHUB) == ["c", "e"]
-    state, admitted = free(state, "a", T0 + 11)
-    assert admitted == ["c"]
-
-
-def test_window_expiry_reclaims_slots_and_admits_the_waiting() -> None:
-    state, _, _ = ask(fresh(), "a", T0 + 10, limit=1)
-    state, _, _ = ask(state, "b", T0 + 20, limit=1)
-    # "a" was granted in the window [T0, T0 + 60), which expires 60 s after its end.
-    state, outcome, admitted = ask(state, "c", T0 + 119.9, limit=1)
-    assert (outcome, admitted) == (Outcome.QUEUED, [])
-    state, outcome, admitted = ask(state, "d", T0 + 120, limit=1)
-    assert (outcome, admitted) == (Outcome.QUEUED, ["b"])
-    assert queued(state, GITHUB) == ["c", "d"]
-    assert holders_past(state, T0 + 120, 0) == []
-    assert in_use(state, GITHUB) == 1
-
-
-def test_expire_alone_admits_into_reclaimed_slots() -> None:
-    state, _, _ = ask(fresh(), "a", T0, limit=1)
-    state, _, _ = ask(state, "b", T0 + 1, limit=1)
-    state, admitted = expire(state, now=T0 + 120, limit_for=limit_of(1))
-    assert [admission.execution_id for admission in admitted] == ["b"]
-    assert in_use(state, GITHUB) == 1
-
-
-def test_a_release_after_its_window_expired_changes_no_count() -> None:
-    state, _, _ = ask(fresh(), "a", T0 + 10)
-    state, _, _ = ask(state, "b", T0 + 70)
-    state, _, _ = ask(state, "c", T0 + 71)
-    state, admitted = free(state, "a", T0 + 125)
-    assert admitted == ["c"]  # freed by expiry, not by the release
-    assert in_use(state, GITHUB) == 2
-    state, admitted = free(state, "a", T0 + 126)
-    assert admitted == []
-    assert in_use(state, GITHUB) == 2
-
-
-def test_any_release_reclaims_expired_slots_first() -> None:
-    state, _, _ = ask(fresh(), "a", T0 + 10)
-    state, _, _ = ask(state, "b", T0 + 70)
-    state, _, _ = ask(state, "c", T0 + 71)
-    state, _, _ = ask(state, "d", T0 + 72)
-    state, admitted = free(state, "b", T0 + 120)
-    assert admitted == ["c", "d"]
-    assert holders_past(state, T0 + 120, -1) == [
-        HeldSlot("c", GITHUB, T0 + 120, {}),
-        HeldSlot("d", GITHUB, T0 + 120, {}),
-    ]
-
-
-def test_an_execution_canceled_while_queued_is_not_admitted_by_the_expiry_of_its_release() -> None:
-    state, _, _ = ask(fresh(), "a", T0, limit=1)
-    state, _, _ = ask(state, "b", T0 + 1, limit=1)
-    state, _, _ = ask(state, "c", T0 + 2, limit=1)
-    state, admitted = free(state, "b", T0 + 120, limit=1)
-    assert admitted == ["c"]
-    assert (in_use(state, GITHUB), queued(state, GITHUB)) == (1, [])
-
-
-def test_a_grant_is_counted_in_the_window_it_was_granted_in() -> None:
-    state, _, _ = ask(fresh(), "early", T0 + 59.9)
-    state, _, _ = ask(state, "late", T0 + 60)
-    state, _, _ = ask(state, "probe", T0 + 119.99, limit=3)
-    assert in_use(state, GITHUB) == 3
-    state, _, _ = ask(state, "probe2", T0 + 120, limit=3)
-    assert holders_past(state, T0 + 120, -1) == [
-        HeldSlot("late", GITHUB, T0 + 60, {}),
-        HeldSlot("probe", GITHUB, T0 + 119.99, {}),
-        HeldSlot("probe2", GITHUB, T0 + 120, {}),
-    ]
-
-
-def test_a_lowered_limit_evicts_no_one_and_admits_once_below_it() -> None:
-    state = fresh()
-    for offset, execution_id in enumerate("abcd"):
-        state, _, _ = ask(state, execution_id, T0 + offset, limit=3)
-    assert queued(state, GITHUB) == ["d"]
-    state, outcome, _ = ask(state, "e", T0 + 5, limit=1)
-    assert (outcome, in_use(state, GITHUB)) == (Outcome.QUEUED, 3)
-    state, admitted = free(state, "a", T0 + 6, limit=1)
-    assert (admitted, in_use(state, GITHUB)) == ([], 2)
-    state, admitted = free(state, "b", T0 + 7, limit=1)
-    assert (admitted, in_use(state, GITHUB)) == ([], 1)
-    state, admitted = free(state, "c", T0 + 8, limit=1)
-    assert (admitted, queued(state, GITHUB)) == (["d"], ["e"])
-
-
-def test_a_raised_limit_admits_the_waiting_on_the_next_operation() -> None:
-    state, _, _ = ask(fresh(), "a", T0, limit=1)
-    state, _, _ = ask(state, "b", T0 + 1, limit=1)
-    state, outcome, admitted = ask(state, "c", T0 + 2, limit=2)
-    assert (outcome, admitted) == (Outcome.QUEUED, ["b"])
-    state, outcome, admitted = ask(state, "d", T0 + 3, limit=4)
-    assert (outcome, admitted) == (Outcome.ADMITTED, ["c", "d"])
-
-
-def test_a_zero_limit_queues_everything() -> None:
-    state, outcome, _ = ask(fresh(), "a", T0, limit=0)
-    assert (outcome, in_use(state, GITHUB), queued(state, GITHUB)) == (Outcome.QUEUED, 0, ["a"])
-
-
-def test_holders_past_lists_those_held_longer_than_the_timeout() -> None:
-    state, _, _ = ask(fresh(), "b", T0 + 50)
-    state, _, _ = ask(state, "a", T0, runner=JIT)
-    state, _, _ = ask(state, "c", T0 + 60)
-    assert holders_past(state, T0 + 110, 60) == [HeldSlot("a", JIT, T0, {})]
-    assert holders_past(state, T0 + 110.5, 60) == [
-        HeldSlot("a", JIT, T0, {}),
-        HeldSlot("b", GITHUB, T0 + 50, {}),
-    ]
-    assert holders_past(state, T0 + 30, 60) == []
-
-
-def test_oldest_queued_at_spans_runners() -> None:
-    state = fresh()
-    assert oldest_queued_at(state) is None
-    state, _, _ = ask(state, "g", T0 + 5, limit=0)
-    state, _, _ = ask(state, "j", T0 + 3, limit=0, runner=JIT)
-    assert oldest_queued_at(state) == T0 + 3
-
-
-def test_is_empty_once_nothing_is_held_queued_or_remembered() -> None:
-    state = fresh()
-    assert is_empty(state)
-    state, _, _ = ask(state, "a", T0)
-    assert not is_empty(state)
-    state, _ = free(state, "a", T0 + 1)
-    assert not is_empty(state)
-    state, _ = expire(state, now=T0 + 120, limit_for=limit_of(2))
-    assert is_empty(state)
-    assert state == fresh()
-
-
-def test_is_empty_after_an_unreported_holder_expires_and_is_forgotten() -> None:
-    state, _, _ = ask(fresh(), "a", T0)
-    state, _ = expire(state, now=T0 + 120, limit_for=limit_of(2))
-    assert (in_use(state, GITHUB), is_empty(state)) == (0, False)
-    state, _ = expire(state, now=T0 + 240, limit_for=limit_of(2))
-    assert is_empty(state)
-
-
-def test_json_holds_only_json_types() -> None:
-    state = five_requests()
-    assert json.loads(json.dumps(state.to_json())) == state.to_json()
-
-
-def test_a_payload_that_is_not_json_is_refused() -> None:
-    with pytest.raises(ValidationError):
-        request(fresh(), "a", GITHUB, {"when": (1, 2)}, now=T0, limit_for=limit_of(1))  # type: ignore[dict-item]
-
-
-@pytest.mark.parametrize(
-    ("size", "expires"), [(60, 59.9), (0, 60), (-1, 60), (math.inf, math.inf), (60, math.nan)]
-)
-def test_windows_must_be_finite_and_expire_no_sooner_than_their_size(size: float, expires: float) -> None:
-    with pytest.raises(ValidationError):
-        LeaseWindows(size_seconds=size, expires_seconds=expires)
-
-
-def test_windows_may_expire_exactly_at_their_size() -> None:
-    assert LeaseWindows(size_seconds=60, expires_seconds=60).expiry_of(T0) == T0 + 120
-
-
-@pytest.mark.parametrize("now", [math.nan, math.inf, -math.inf])
-def test_time_must_be_finite(now: float) -> None:
-    with pytest.raises(ValueError, match="finite"):
-        request(fresh(), "a", GITHUB, {}, now=now, limit_for=limit_of(1))
-
-
-def test_a_negative_limit_is_refused() -> None:
-    with pytest.raises(ValueError, match="negative"):
-        request(fresh(), "a", GITHUB, {}, now=T0, limit_for=limit_of(-1))
-
-
-def test_a_holder_keeps_its_reference_from_request_through_the_queue() -> None:
-    windows = LeaseWindows(size_seconds=60, expires_seconds=600)
-    state = TenantAllocation(windows=windows)
-    for number in range(2):
-        state, _decision = request(
-            state,
-            f"x{number}",
-            GITHUB,
-            {"n": number},
-            now=T0,
-            limit_for=lambda runner: 1,
-            reference={"jit_event_id": f"event-{number}"},
-        )
-    state, admitted = release(state, "x0", GITHUB, now=T0 + 1, limit_for=lambda runner: 1)
-
-    assert [a.execution_id for a in admitted] == ["x1"]
-    assert holds(state, "x1")
-    assert not holds(state, "x0")
-    assert holders_past(state, T0 + 100, 10) == [HeldSlot("x1", GITHUB, T0 + 1, {"jit_event_id": "event-1"})]
+def _holders(allocations: Allocations) -> list[str]:
+    return sorted(o.execution_id for o in allocations.overdue(T0 + 10 * TIMEOUT, TIMEOUT))

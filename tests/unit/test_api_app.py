@@ -14,11 +14,10 @@ from openapi_schema_validator import OAS31Validator
 
 from execution_stream.api import handlers
 from execution_stream.api.openapi import openapi_document
-from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.domain.ports import ExecutionQuery, ExecutionRepository
 from tests.factories import execution
-from tests.unit.test_api_support import FakeRepository, bearer, running_api, token
+from tests.unit.test_api_support import FakeRepository, bearer, listed, running_api, token
 
 S = ExecutionStatus
 
@@ -52,7 +51,7 @@ async def test_lists_the_tenants_executions_newest_first() -> None:
     status, body, _ = await get(repository, "/executions", bearer("tenant-a"))
     assert status == 200
     OAS31Validator(schema_of("ExecutionPage")).validate(body)
-    assert body["data"] == [execution_to_item(e) for e in reversed(mine)]
+    assert body["data"] == [listed(e) for e in reversed(mine)]
     assert body["metadata"] == {"count": 5, "after": None}
     assert repository.queries == [ExecutionQuery("tenant-a", limit=20)]
 

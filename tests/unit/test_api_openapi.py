@@ -12,9 +12,14 @@ from openapi_spec_validator import validate
 
 from execution_stream.api.app import build_app
 from execution_stream.api.openapi import openapi_document
-from execution_stream.api.validation import ALLOWED_PARAMETERS, DEFAULT_LIMIT, MAX_LIMIT
+from execution_stream.api.validation import (
+    ALLOWED_PARAMETERS,
+    DEFAULT_LIMIT,
+    EXECUTION_ID_PATTERN,
+    MAX_LIMIT,
+)
 from execution_stream.domain.models import ExecutionStatus
-from tests.unit.test_api_support import FakeRepository, hs256_settings
+from tests.unit.test_api_support import FakeReader, FakeRepository, hs256_settings
 
 SEED_ITEM = Path(__file__).parent / "golden" / "seed_example_item.json"
 
@@ -36,7 +41,7 @@ def test_document_survives_json() -> None:
 
 
 def test_every_route_is_described_and_nothing_else() -> None:
-    app = build_app(hs256_settings(), FakeRepository())
+    app = build_app(hs256_settings(), FakeRepository(), FakeReader())
     served = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
@@ -81,3 +86,27 @@ def test_an_item_of_another_shape_is_not_an_execution(change: dict[str, Any]) ->
 def test_error_schema_requires_code_and_message() -> None:
     schema_of("Error").validate({"error": {"code": "invalid_limit", "message": "limit ..."}})
     assert not schema_of("Error").is_valid({"error": {"code": "invalid_limit"}})
+
+
+def test_get_execution_is_described_with_its_id_and_404() -> None:
+    operation = openapi_document()["paths"]["/executions/{execution_id}"]["get"]
+    (parameter,) = operation["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["required"]) == ("execution_id", "path", True)
+    assert parameter["schema"]["pattern"] == EXECUTION_ID_PATTERN
+    assert {"200", "400", "401", "404", "500", "503"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize(
+    ("waiting", "valid"),
+    [
+        ({"waiting_reason": "capacity", "queue_position": 2, "limit": 3, "in_use": 3}, True),
+        ({"waiting_reason": "asset", "queue_position": None}, True),
+        ({"waiting_reason": None, "queue_position": None}, True),
+        ({"waiting_reason": "busy", "queue_position": None}, False),
+        ({"waiting_reason": "capacity", "queue_position": 0}, False),
+        ({"waiting_reason": "capacity", "queue_position": "1"}, False),
+    ],
+)
+def test_the_waiting_fields_are_described(waiting: dict[str, Any], valid: bool) -> None:
+    item = json.loads(SEED_ITEM.read_text()) | {"status": "pending"} | waiting
+    assert schema_of("Execution").is_valid(item) is valid

@@ -1,7 +1,8 @@
-"""Helpers shared by the API tests: settings, tokens, and an in-memory ExecutionRepository.
+"""Helpers shared by the API tests: settings, tokens, an in-memory ExecutionRepository and reader.
 
-No tests live here. The fake implements our own port (not an outside system), with the paging
-contract of the DynamoDB repository: newest first, `next_key` None exactly on the last page.
+No tests live here. The fakes implement our own ports (not an outside system): the repository with
+the paging contract of the DynamoDB repository (newest first, `next_key` None exactly on the last
+page), the reader with that of the DynamoDB reader (one tenant's execution by id, its snapshots).
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from pydantic import SecretStr
 from execution_stream.api.app import build_app
 from execution_stream.api.server import serving
 from execution_stream.domain import keys
-from execution_stream.domain.models import Execution
+from execution_stream.domain.item_codec import execution_to_item
+from execution_stream.domain.models import Asset, Execution, ExecutionStatus
 from execution_stream.domain.ports import (
     CreateResult,
     ExecutionKey,
     ExecutionPage,
     ExecutionQuery,
+    ExecutionReader,
     ExecutionRepository,
+    QueueSnapshot,
     RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
@@ -83,10 +87,13 @@ def bearer(tenant_id: str | None = "tenant-a", **options: Any) -> dict[str, str]
 
 @asynccontextmanager
 async def running_api(
-    repository: ExecutionRepository, settings: Settings | None = None
+    repository: ExecutionRepository,
+    settings: Settings | None = None,
+    reader: ExecutionReader | None = None,
 ) -> AsyncIterator[aiohttp.ClientSession]:
-    """The API served as in production (access log included) on a free loopback port."""
-    app = build_app(settings or hs256_settings(), repository)
+    """The API served as in production (access log included) on a free loopback port; without a
+    reader, one that knows no execution and no queue."""
+    app = build_app(settings or hs256_settings(), repository, reader or FakeReader())
     async with (
         serving(app, "127.0.0.1", 0) as url,
         aiohttp.ClientSession(base_url=url) as session,
@@ -115,6 +122,9 @@ class FakeRepository:
     async def update_status(
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
     ) -> StatusUpdateResult:
+        raise NotImplementedError
+
+    async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
         raise NotImplementedError
 
     async def list(self, query: ExecutionQuery) -> ExecutionPage:
@@ -155,3 +165,42 @@ def _page_key(last: Execution, query: ExecutionQuery) -> dict[str, str]:
     item_keys = keys.execution_keys(last)
     names = (keys.PK, keys.SK, index.partition_key_name, index.sort_key_name)
     return {name: item_keys[name] for name in names}
+
+
+class FakeReader:
+    """An in-memory ExecutionReader that records what it is asked; `available=False` makes every
+    call unavailable."""
+
+    def __init__(self, executions: Iterable[Execution] = (), snapshots: Iterable[QueueSnapshot] = ()) -> None:
+        self.executions = list(executions)
+        self.snapshots = {(s.tenant_id, s.job_runner): s for s in snapshots}
+        self.available = True
+        self.finds: list[tuple[str, str]] = []
+        self.snapshot_requests: list[tuple[str, frozenset[str]]] = []
+
+    async def find(self, tenant_id: str, execution_id: str) -> Execution | None:
+        self._check_available()
+        self.finds.append((tenant_id, execution_id))
+        matching = (e for e in self.executions if (e.tenant_id, e.execution_id) == (tenant_id, execution_id))
+        return next(matching, None)
+
+    async def queue_snapshots(self, tenant_id: str, runners: frozenset[str]) -> dict[str, QueueSnapshot]:
+        self._check_available()
+        self.snapshot_requests.append((tenant_id, runners))
+        found = (self.snapshots.get((tenant_id, runner)) for runner in runners)
+        return {snapshot.job_runner: snapshot for snapshot in found if snapshot is not None}
+
+    def _check_available(self) -> None:
+        if not self.available:
+            raise RepositoryUnavailableError("fake DynamoDB is down")
+
+
+def listed(execution: Execution, **waiting: Any) -> dict[str, Any]:
+    """The item the API shows for `execution`: the stored item without the worker's queue
+    bookkeeping, and on a pending one the waiting fields (null unless given)."""
+    item = execution_to_item(execution)
+    item.pop("waiting_for_asset", None)
+    item.pop("queue_index", None)
+    if execution.status is ExecutionStatus.PENDING:
+        item |= {"waiting_reason": None, "queue_position": None} | waiting
+    return item

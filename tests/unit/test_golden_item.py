@@ -25,6 +25,9 @@ DERIVED_FIELDS = {"execution_id", "SK", "created_at_ts", "registered_at_ts", "co
 # The seed's *_ts are true epochs of its strings read as UTC+3 wall-clock time (08:30:18Z for
 # "11:30:18"); our strings are UTC, so our *_ts are exactly this much later than the seed's.
 SEED_CLOCK_OFFSET_SECONDS = 3 * 3600
+# Not in the seed: GSI5PK, the key of GSI5, which finds one execution by tenant and id for
+# GET /executions/{id} (the seed's four GSIs only list). Every item we store carries it.
+ADDED_KEY_ATTRIBUTES = {"GSI5PK"}
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +93,17 @@ def test_item_matches_the_seed_field_for_field(seed_item: dict[str, Any]) -> Non
     assert json.loads(json.dumps(item)) == item
 
 
-def test_item_has_the_seed_keys_plus_only_dispatch_time(seed_item: dict[str, Any]) -> None:
+def test_item_has_the_seed_keys_plus_only_dispatch_time_and_gsi5(seed_item: dict[str, Any]) -> None:
     item = execution_to_item(completed_execution(seed_item))
     assert set(seed_item) - set(item) == set()
-    assert set(item) - set(seed_item) == {"dispatched_at", "dispatched_at_ts"}
+    assert set(item) - set(seed_item) == {"dispatched_at", "dispatched_at_ts", *ADDED_KEY_ATTRIBUTES}
     assert item["dispatched_at"] == "2022-04-24T11:30:20.500000"
     assert item["dispatched_at_ts"] == epoch_seconds(DISPATCHED)
+
+
+def test_gsi5pk_names_the_tenant_and_the_execution(seed_item: dict[str, Any]) -> None:
+    item = execution_to_item(completed_execution(seed_item))
+    assert item["GSI5PK"] == f"TENANT#{seed_item['tenant_id']}#EXECUTION#{item['execution_id']}"
 
 
 def test_execution_id_is_derived_and_embedded_in_the_keys(seed_item: dict[str, Any]) -> None:
@@ -159,7 +167,12 @@ def test_the_seed_item_itself_decodes(seed_item: dict[str, Any]) -> None:
     assert execution.status is ExecutionStatus.COMPLETED
     assert execution.execution_id == seed_item["execution_id"]
     assert execution.error is None
-    assert execution_to_item(execution) == seed_item
+    # Stored again, the seed's execution gains GSI5PK (see ADDED_KEY_ATTRIBUTES) and nothing else.
+    item = execution_to_item(execution)
+    assert {name: item.pop(name) for name in ADDED_KEY_ATTRIBUTES} == {
+        "GSI5PK": f"TENANT#{seed_item['tenant_id']}#EXECUTION#{seed_item['execution_id']}"
+    }
+    assert item == seed_item
 
 
 def test_none_fields_are_omitted(seed_item: dict[str, Any]) -> None:

@@ -2,26 +2,33 @@ import pytest
 
 from execution_stream.domain.keys import (
     GSI_KEY_ATTRIBUTES,
+    KEY_ATTRIBUTES,
+    LOOKUP_INDEX_KEY_ATTRIBUTE,
     PK,
     SK,
     IndexName,
     IndexQuery,
     KeyFormatError,
+    execution_keys,
     gsi1_pk,
     gsi2_pk,
     gsi3_pk,
     gsi4_pk,
+    gsi5_pk,
     index_for_filter,
     parse_gsi1_pk,
     parse_gsi2_pk,
     parse_gsi3_pk,
     parse_gsi4_pk,
+    parse_gsi5_pk,
     parse_partition_key,
     parse_sort_key,
     partition_key,
+    queue_snapshot_key,
     sort_key,
 )
 from execution_stream.domain.models import ExecutionStatus
+from tests.factories import execution
 
 TENANT = "92c4b3cc-ebdb-4662-8dbd-765a2e3b3af4"
 EVENT = "00a354e2-d393-4694-bc54-dde7554dfced"
@@ -37,6 +44,8 @@ def test_builders_match_the_seed() -> None:
     assert gsi2_pk(TENANT, DONE) == f"TENANT#{TENANT}#STATUS#completed"
     assert gsi3_pk(TENANT, ITEM) == f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}"
     assert gsi4_pk(TENANT, ITEM, DONE) == f"TENANT#{TENANT}#PLAN_ITEM#{ITEM}#STATUS#completed"
+    # Not in the seed: GSI5 finds one execution by tenant and id (GET /executions/{id}).
+    assert gsi5_pk(TENANT, RUN) == f"TENANT#{TENANT}#EXECUTION#{RUN}"
 
 
 @pytest.mark.parametrize("status", list(ExecutionStatus))
@@ -47,6 +56,7 @@ def test_round_trips(status: ExecutionStatus) -> None:
     assert parse_gsi2_pk(gsi2_pk(TENANT, status)) == (TENANT, status)
     assert parse_gsi3_pk(gsi3_pk(TENANT, ITEM)) == (TENANT, ITEM)
     assert parse_gsi4_pk(gsi4_pk(TENANT, ITEM, status)) == (TENANT, ITEM, status)
+    assert parse_gsi5_pk(gsi5_pk(TENANT, RUN)) == (TENANT, RUN)
 
 
 @pytest.mark.parametrize("bad", ["a#b", "#", ""])
@@ -63,6 +73,10 @@ def test_builders_refuse_hash_and_empty(bad: str) -> None:
         gsi3_pk(TENANT, bad)
     with pytest.raises(KeyFormatError):
         gsi4_pk(TENANT, bad, DONE)
+    with pytest.raises(KeyFormatError):
+        gsi5_pk(bad, RUN)
+    with pytest.raises(KeyFormatError):
+        gsi5_pk(TENANT, bad)
 
 
 @pytest.mark.parametrize("pk", ["", "TENANT", "TENANT#", "TENANT#a#b", "tenant#a", "USER#a"])
@@ -156,3 +170,33 @@ def test_attribute_names() -> None:
         (IndexName.GSI3, "GSI3PK", "GSI3SK"),
         (IndexName.GSI4, "GSI4PK", "GSI4SK"),
     )
+
+
+@pytest.mark.parametrize(
+    "pk", [f"TENANT#{TENANT}#EXECUTION#", f"TENANT#{TENANT}#RUN#{RUN}", f"TENANT#{TENANT}"]
+)
+def test_malformed_gsi5_keys(pk: str) -> None:
+    with pytest.raises(KeyFormatError):
+        parse_gsi5_pk(pk)
+
+
+def test_gsi5_is_a_partition_key_only_and_on_every_execution_item() -> None:
+    assert LOOKUP_INDEX_KEY_ATTRIBUTE == (IndexName.GSI5, "GSI5PK")
+    assert "GSI5PK" in KEY_ATTRIBUTES
+    stored = execution("tenant-a", 3)
+    item_keys = execution_keys(stored)
+    assert item_keys["GSI5PK"] == f"TENANT#tenant-a#EXECUTION#{stored.execution_id}"
+    assert "GSI5SK" not in item_keys
+    assert set(item_keys) == KEY_ATTRIBUTES
+
+
+@pytest.mark.parametrize("runner", ["github_actions", "runner#with#hashes", "#"])
+def test_queue_snapshot_key_keeps_the_runner_whole(runner: str) -> None:
+    assert queue_snapshot_key(TENANT, runner) == {PK: f"TENANT#{TENANT}", SK: f"QUEUE#{runner}"}
+
+
+def test_queue_snapshot_key_refuses_an_empty_runner_or_a_bad_tenant() -> None:
+    with pytest.raises(KeyFormatError):
+        queue_snapshot_key(TENANT, "")
+    with pytest.raises(KeyFormatError):
+        queue_snapshot_key("a#b", "github_actions")

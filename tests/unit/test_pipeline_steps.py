@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from execution_stream.domain.allocation import LeaseWindows
+from execution_stream.domain.allocation import Memory
 from execution_stream.domain.dispatch import DispatchRefusedError
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
 from execution_stream.domain.executions import TransitionNotAllowedError, apply_status
@@ -24,18 +24,20 @@ from execution_stream.domain.ports import (
     StatusUpdateResult,
     UpdateOutcome,
 )
+from execution_stream.domain.timestamps import format_timestamp, parse_timestamp
 from execution_stream.pipeline import retrying
-from execution_stream.pipeline.allocating import AllocationStep
+from execution_stream.pipeline.allocating import AllocationStep, Limits
 from execution_stream.pipeline.dispatching import DispatchStep
 from execution_stream.pipeline.parking import ParkingStep
+from execution_stream.pipeline.ports import NoQueueView
 from execution_stream.pipeline.records import (
     AllocationRelease,
     AllocationRequest,
     Destination,
     Effects,
-    ParkedTrigger,
     SourceRecord,
     WakeUp,
+    allocation_message,
     waiting_message,
 )
 from execution_stream.pipeline.statuses import StatusStep
@@ -72,8 +74,17 @@ class MemoryRepository:
             updated = apply_status(stored, change.status, change.at, change.has_findings, change.error)
         except TransitionNotAllowedError:
             return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+        if change.deadline_at is not None:
+            updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
         self.items[key] = updated
         return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated)
+
+    async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
+        stored = self.items.get(key)
+        if stored is not None and stored.waiting_for_asset and stored.status is S.PENDING:
+            fields = {"asset_name": asset.asset_name, "asset_type": asset.asset_type, "vendor": asset.vendor}
+            self.items[key] = stored = stored.model_copy(update={**fields, "waiting_for_asset": None})
+        return stored
 
     async def list(self, query: ExecutionQuery) -> ExecutionPage:
         raise NotImplementedError("the pipeline never lists")
@@ -139,7 +150,7 @@ async def test_triggers_are_stored_once_and_ask_for_one_slot_each() -> None:
     )
 
     assert len(repository.items) == 2
-    assert [r["execution"]["jit_event_id"] for r in sent(effects, Destination.ALLOCATE)] == [
+    assert [r["jit_event_id"] for r in sent(effects, Destination.ALLOCATE)] == [
         "event-1",
         "event-2",
     ]
@@ -159,80 +170,112 @@ async def test_a_replayed_trigger_of_a_dispatched_execution_asks_for_nothing() -
     assert effects.outgoing == []
 
 
-async def test_an_unknown_asset_parks_the_trigger_and_another_tenants_asset_is_refused() -> None:
-    step = TriggerStep(MemoryRepository(), Assets({"asset-1": asset(tenant_id="tenant-b")}), clock)
+async def test_an_unknown_asset_stores_the_execution_waiting_and_parks_a_reference() -> None:
+    repository = MemoryRepository()
+    step = TriggerStep(repository, Assets({"asset-1": asset(tenant_id="tenant-b")}), clock)
 
     effects = await step.handle([trigger_source(1, 1), trigger_source(2, 2, asset_id="asset-9")])
 
     assert reasons(effects) == ["asset_mismatch"]
     [parked] = sent(effects, Destination.WAITING)
     assert (parked["type"], parked["tenant_id"], parked["source"]["offset"]) == ("park", "tenant-a", 2)
+    assert "value" not in parked["source"]
+    [waiting] = repository.items.values()
+    assert (waiting.status, waiting.waiting_for_asset, waiting.asset_name) == (S.PENDING, "asset-9", "")
+    assert sent(effects, Destination.ALLOCATE) == []
 
 
-async def test_a_parked_trigger_proceeds_when_its_asset_comes_and_is_dead_lettered_when_it_never_does() -> (
-    None
-):
-    assets = Assets()
-    now = [BASE_TIME]
-    repository = MemoryRepository()
-    parking = ParkingStep(TriggerStep(repository, assets, lambda: now[0]), 60.0, lambda: now[0])
-    first, second = trigger_source(7, 1), trigger_source(8, 2, asset_id="asset-never")
-    parked = [
-        waiting_message.validate_python(
-            sent(await TriggerStep(repository, assets, clock).handle([r]), Destination.WAITING)[0]
-        )
-        for r in (first, second)
-    ]
-    assert all(isinstance(p, ParkedTrigger) for p in parked)
+def parking_step(repository: MemoryRepository, assets: Assets, now: list[datetime]) -> ParkingStep:
+    return ParkingStep({}, repository, assets, 60.0, lambda: now[0], batch=2)
 
-    waiting, effects = await parking.handle([], parked[0])
-    waiting, effects = await parking.handle(waiting, parked[1])
-    assert (len(waiting), effects.outgoing) == (2, [])
+
+async def park(step: ParkingStep, triggers: TriggerStep, records: list[SourceRecord]) -> None:
+    for record in records:
+        for message in sent(await triggers.handle([record]), Destination.WAITING):
+            writes, effects = await step.handle(waiting_message.validate_python(message))
+            step.commit(writes)
+            assert effects.outgoing == []
+
+
+async def test_parked_triggers_proceed_in_batches_when_their_asset_comes_or_are_dead_lettered() -> None:
+    assets, now, repository = Assets(), [BASE_TIME], MemoryRepository()
+    step = parking_step(repository, assets, now)
+    triggers = TriggerStep(repository, assets, clock)
+    await park(step, triggers, [trigger_source(n, n) for n in range(3)])
+    never = trigger_source(9, 9, asset_id="asset-never")
+    await park(step, triggers, [never])
+    assert len([key for key in step.table if key.startswith("E#")]) == 4
 
     assets["asset-1"] = asset()
     now[0] = BASE_TIME + timedelta(seconds=61)
-    waiting, effects = await parking.handle(waiting, WakeUp(tenant_id="tenant-a"))
+    wake_ups = sent(step.wake_ups(), Destination.WAITING)
+    assert sorted(w["asset_id"] for w in wake_ups) == ["asset-1", "asset-never"]
+    requested: list[str] = []
+    for wake_up in wake_ups:
+        message = WakeUp.model_validate(wake_up)
+        while True:
+            writes, effects = await step.handle(message)
+            step.commit(writes)
+            requested += [r["jit_event_id"] for r in sent(effects, Destination.ALLOCATE)]
+            if not sent(effects, Destination.WAITING):  # a batch of 2: asks for more while some wait
+                break
+        if message.asset_id == "asset-never":
+            assert reasons(effects) == ["asset_not_found"]
+            [letter] = [o for o in effects.outgoing if o.destination is Destination.DLQ]
+            assert json.loads(letter.value)["jit_event_id"] == "event-9"
+            assert dict(letter.headers)["dlq.offset"] == b"9"
 
-    assert waiting == []
-    assert len(repository.items) == 1
-    assert reasons(effects) == ["asset_not_found"]
-    [letter] = [o for o in effects.outgoing if o.destination is Destination.DLQ]
-    assert letter.value == second.value
+    assert requested == ["event-0", "event-1", "event-2"]
+    assert step.table == {}
+    statuses = sorted((e.jit_event_id, e.status, e.asset_name) for e in repository.items.values())
+    assert statuses == [
+        ("event-0", S.PENDING, "execution-service"),
+        ("event-1", S.PENDING, "execution-service"),
+        ("event-2", S.PENDING, "execution-service"),
+        ("event-9", S.FAILED, ""),
+    ]
 
 
 def allocation_step(limit: int) -> AllocationStep:
-    return AllocationStep(
-        LeaseWindows(size_seconds=60, expires_seconds=600), limit, {"tenant-big": 100}, clock
-    )
+    limits = Limits(limit, {"tenant-big": 100})
+    return AllocationStep({}, limits, Memory(3600.0, 100), NoQueueView(), clock)
 
 
-async def test_the_allocator_admits_up_to_the_limit_and_the_next_on_release() -> None:
+def handled(step: AllocationStep, message: Any) -> Effects:
+    result, effects = step.handle(message)
+    step.commit(result)
+    return effects
+
+
+async def test_the_allocator_forwards_references_up_to_the_limit_and_the_next_on_release() -> None:
     repository = MemoryRepository()
     triggers = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
     requests = sent(await triggers.handle([trigger_source(n, n) for n in range(3)]), Destination.ALLOCATE)
     step = allocation_step(limit=1)
-    state = None
     forwarded = []
     for request in requests:
-        state, effects = step.handle(state, AllocationRequest.model_validate(request))
-        forwarded += sent(effects, Destination.ENRICH)
+        forwarded += sent(handled(step, allocation_message.validate_python(request)), Destination.ENRICH)
     assert [f["jit_event_id"] for f in forwarded] == ["event-0"]
+    assert set(forwarded[0]) == {"tenant_id", "jit_event_id", "execution_id", "job_runner"}
 
-    state, effects = step.handle(state, AllocationRequest.model_validate(requests[0]))
-    assert [f["jit_event_id"] for f in sent(effects, Destination.ENRICH)] == [
-        "event-0"
-    ]  # held: forwarded again
+    again = handled(step, allocation_message.validate_python(requests[0]))
+    assert [f["jit_event_id"] for f in sent(again, Destination.ENRICH)] == ["event-0"]  # held: again
 
-    first = Execution.model_validate(forwarded[0])
-    release = AllocationRelease(
-        tenant_id="tenant-a", execution_id=first.execution_id, job_runner="jit_runner"
-    )
-    state, effects = step.handle(state, release)
-    assert [f["jit_event_id"] for f in sent(effects, Destination.ENRICH)] == ["event-1"]
+    release = AllocationRelease(tenant_id="tenant-a", execution_id=forwarded[0]["execution_id"])
+    assert [f["jit_event_id"] for f in sent(handled(step, release), Destination.ENRICH)] == ["event-1"]
 
-    assert state is not None
-    [overdue] = sent(allocation_step(1).overdue("tenant-a", state, -1), Destination.STATUS)
+    [overdue] = sent(step.overdue(-1), Destination.STATUS)
     assert (overdue["jit_event_id"], overdue["status"], overdue["error"]) == ("event-1", "failed", "timeout")
+    assert step.waiting_by_tenant() == [("tenant-a", 1, BASE_TIME.timestamp())]
+
+
+async def test_a_request_in_the_old_format_with_the_whole_execution_is_still_understood() -> None:
+    repository = MemoryRepository()
+    execution = await stored_pending(repository, "jit_runner")
+    old = allocation_message.validate_python(
+        {"type": "request", "execution": execution.model_dump(mode="json")}
+    )
+    assert old == AllocationRequest.of(execution)
 
 
 async def stored_pending(repository: MemoryRepository, runner: str, **overrides: Any) -> Execution:
@@ -260,12 +303,18 @@ async def test_a_topic_fed_job_is_published_marked_and_not_sent_again() -> None:
     assert [j.execution_id for j in jobs.jobs] == [execution.execution_id]
     assert jobs.jobs[0].report_status_to.topic == "execution-status"
     assert [e["status"] for e in sent(effects, Destination.EVENTS)] == ["dispatched"]
-    # A replay sends no job; it publishes the dispatched event again (events are at least once).
-    assert [(o.destination, json.loads(o.value)["status"]) for o in again.outgoing] == [
-        (Destination.EVENTS, "dispatched")
+    # One deadline: the runner's, the item's and the slot's lease are the same moment.
+    stored = repository.items[ExecutionKey.of(execution)]
+    [lease] = sent(effects, Destination.ALLOCATE)
+    assert stored.deadline_at == jobs.jobs[0].deadline_at
+    assert parse_timestamp(lease["deadline_at"]) == parse_timestamp(jobs.jobs[0].deadline_at)
+    # A replay sends no job; it publishes the dispatched event and the lease again (at least once).
+    assert [(o.destination, json.loads(o.value).get("status")) for o in again.outgoing] == [
+        (Destination.EVENTS, "dispatched"),
+        (Destination.ALLOCATE, None),
     ]
     assert len(jobs.jobs) == 1
-    assert repository.items[ExecutionKey.of(execution)].status is S.DISPATCHED
+    assert stored.status is S.DISPATCHED
 
 
 async def test_a_refused_github_dispatch_fails_the_execution_frees_its_slot_and_is_dead_lettered() -> None:
@@ -326,12 +375,14 @@ async def test_a_replayed_terminal_status_releases_the_slot_and_publishes_its_ev
         ("running", "dispatched"),
         ("completed", "running"),
     ]
-    assert [r["type"] for r in sent(effects, Destination.ALLOCATE)] == ["release"]
+    # The unknown execution's update gives back a slot it might hold (the watchdog's, of a lost item).
+    assert [r["type"] for r in sent(effects, Destination.ALLOCATE)] == ["release", "release"]
     assert reasons(effects) == ["invalid"]
     # A crash may have come between the stored change and its event: the same update publishes it again.
     assert sent(replay, Destination.EVENTS) == sent(effects, Destination.EVENTS)[1:]
     # Another report of a status it is in already is refused and publishes nothing.
     assert sent(duplicate, Destination.EVENTS) == []
+    assert [r["type"] for r in sent(duplicate, Destination.ALLOCATE)] == ["release"]
     assert [r["type"] for r in sent(replay, Destination.ALLOCATE)] == ["release"]
     assert repository.items[ExecutionKey.of(execution)].has_findings is True
 

@@ -1,0 +1,208 @@
+"""Waiting fields and GET /executions/{id} against the real DynamoDB endpoint.
+
+Items carrying the worker's `waiting_for_asset` / `queue_index`, and runner queue snapshots, are
+put directly with the client, as the worker writes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from execution_stream.adapters.dynamodb_client import open_client, to_attribute_values
+from execution_stream.adapters.dynamodb_reads import DynamoDBExecutionReader, open_reader
+from execution_stream.adapters.dynamodb_repository import open_repository
+from execution_stream.domain import keys
+from execution_stream.domain.executions import apply_status
+from execution_stream.domain.item_codec import execution_to_item
+from execution_stream.domain.models import Execution, ExecutionStatus
+from execution_stream.settings import Settings
+from tests.factories import BASE_TIME, execution
+from tests.integration.conftest import provision_table
+from tests.unit.test_api_support import CURSOR_SECRET, SECRET, bearer, listed, running_api
+
+A, B = "tenant-wait-a", "tenant-wait-b"
+RUNNER, HASHED = "github_actions", "runner#with#hashes"
+MANY_RUNNERS = [f"runner-{n}" for n in range(130)]  # more than one BatchGetItem holds
+
+
+@dataclass(frozen=True)
+class Stored:
+    settings: Settings
+    mine: list[Execution]  # newest last
+    theirs: Execution
+
+
+def queued(number: int, index: int, runner: str = RUNNER, tenant_id: str = A) -> Execution:
+    return execution(tenant_id, number).model_copy(update={"queue_index": index, "job_runner": runner})
+
+
+def snapshot_item(tenant_id: str, runner: str, head: int, limit: int = 2, in_use: int = 2) -> dict[str, Any]:
+    figures = {"limit": limit, "in_use": in_use, "head_index": head, "queued": 5, "version": 3}
+    return {
+        **keys.queue_snapshot_key(tenant_id, runner),
+        "tenant_id": tenant_id,
+        "job_runner": runner,
+        "updated_at": "2026-01-01T00:00:01.000000",
+        **figures,
+    }
+
+
+def executions_of_a() -> list[Execution]:
+    return [
+        queued(0, 3),  # the head (4) has passed it
+        queued(1, 4),
+        queued(2, 6),
+        queued(3, 10, HASHED),
+        execution(A, 4).model_copy(update={"waiting_for_asset": "asset-4", "asset_name": "", "vendor": ""}),
+        apply_status(queued(5, 2), ExecutionStatus.DISPATCHED, BASE_TIME),
+        queued(6, 1, "runner-with-a-malformed-snapshot"),
+        queued(7, 0, "runner-without-snapshot"),
+    ]
+
+
+def snapshot_items() -> list[dict[str, Any]]:
+    malformed = snapshot_item(A, "runner-with-a-malformed-snapshot", 0)
+    del malformed["head_index"]
+    return [
+        snapshot_item(A, RUNNER, head=4, limit=2, in_use=2),
+        snapshot_item(A, HASHED, head=7, limit=1, in_use=1),
+        snapshot_item(B, "runner-without-snapshot", head=0),  # another tenant's queue
+        malformed,
+        *(snapshot_item(A, runner, head=n) for n, runner in enumerate(MANY_RUNNERS)),
+    ]
+
+
+@pytest.fixture(scope="module")
+async def stored(stack_settings: Settings) -> Stored:
+    settings = stack_settings.model_copy(
+        update={
+            "dynamodb_table": f"Executions-wait-{uuid.uuid4().hex[:8]}",
+            "jwt_secret": SecretStr(SECRET),
+            "cursor_secret": SecretStr(CURSOR_SECRET),
+        }
+    )
+    await provision_table(settings)
+    mine, theirs = executions_of_a(), queued(0, 0, tenant_id=B)
+    items = [execution_to_item(e) for e in [*mine, theirs]] + snapshot_items()
+    async with open_client(settings) as client:
+        for item in items:
+            await client.put_item(TableName=settings.dynamodb_table, Item=to_attribute_values(item))
+    return Stored(settings, mine, theirs)
+
+
+@pytest.fixture(scope="module")
+async def client(stored: Stored) -> AsyncIterator[aiohttp.ClientSession]:
+    async with (
+        open_repository(stored.settings) as repository,
+        open_reader(stored.settings) as reader,
+        running_api(repository, stored.settings, reader) as session,
+    ):
+        yield session
+
+
+@pytest.fixture
+async def reader(stored: Stored) -> AsyncIterator[DynamoDBExecutionReader]:
+    async with open_reader(stored.settings) as opened:
+        yield opened
+
+
+async def get_json(client: aiohttp.ClientSession, path: str, tenant_id: str = A) -> tuple[int, Any]:
+    async with client.get(path, headers=bearer(tenant_id)) as response:
+        return response.status, await response.json()
+
+
+def expected_items(mine: list[Execution]) -> list[dict[str, Any]]:
+    """Newest first, as the listing returns them."""
+    capacity = {"waiting_reason": "capacity"}
+    return [
+        listed(mine[7]),
+        listed(mine[6]),
+        listed(mine[5]),
+        listed(mine[4], waiting_reason="asset"),
+        listed(mine[3], **capacity, queue_position=4, limit=1, in_use=1),
+        listed(mine[2], **capacity, queue_position=3, limit=2, in_use=2),
+        listed(mine[1], **capacity, queue_position=1, limit=2, in_use=2),
+        listed(mine[0]),
+    ]
+
+
+async def test_the_listing_says_why_pending_executions_wait(
+    client: aiohttp.ClientSession, stored: Stored
+) -> None:
+    status, body = await get_json(client, "/executions")
+    assert status == 200
+    assert body["data"] == expected_items(stored.mine)
+    assert body["metadata"] == {"count": 8, "after": None}
+
+
+async def test_the_pending_filter_has_the_same_waiting_fields(
+    client: aiohttp.ClientSession, stored: Stored
+) -> None:
+    status, body = await get_json(client, "/executions?status=pending&limit=3")
+    assert status == 200
+    pending = [item for item in expected_items(stored.mine) if item["status"] == "pending"]
+    assert body["data"] == pending[:3]
+
+
+async def test_one_execution_by_id(client: aiohttp.ClientSession, stored: Stored) -> None:
+    expected = {item["execution_id"]: item for item in expected_items(stored.mine)}
+    for one in stored.mine:
+        status, body = await get_json(client, f"/executions/{one.execution_id}")
+        assert (status, body) == (200, expected[one.execution_id])
+        assert body["GSI5PK"] == f"TENANT#{A}#EXECUTION#{one.execution_id}"
+
+
+async def test_another_tenants_id_is_404_like_an_unknown_one(
+    client: aiohttp.ClientSession, stored: Stored
+) -> None:
+    theirs = stored.theirs.execution_id
+    assert (await get_json(client, f"/executions/{theirs}", B))[0] == 200
+    for execution_id in (theirs, uuid.uuid4().hex):
+        status, body = await get_json(client, f"/executions/{execution_id}", A)
+        assert (status, body["error"]) == (
+            404,
+            {"code": "not_found", "message": f"no execution {execution_id!r}"},
+        )
+
+
+@pytest.mark.parametrize("execution_id", ["nope", "F" * 32, "0" * 31, str(uuid.UUID(int=7))])
+async def test_a_malformed_id_is_400(client: aiohttp.ClientSession, execution_id: str) -> None:
+    status, body = await get_json(client, f"/executions/{execution_id}")
+    assert (status, body["error"]["code"]) == (400, "invalid_execution_id")
+
+
+async def test_snapshots_are_read_by_runner_in_batches_of_at_most_100(
+    reader: DynamoDBExecutionReader,
+) -> None:
+    runners = frozenset(
+        [*MANY_RUNNERS, HASHED, "runner-without-snapshot", "runner-with-a-malformed-snapshot"]
+    )
+    snapshots = await reader.queue_snapshots(A, runners)
+    assert set(snapshots) == {*MANY_RUNNERS, HASHED}
+    assert [snapshots[runner].head_index for runner in MANY_RUNNERS] == list(range(len(MANY_RUNNERS)))
+    hashed = snapshots[HASHED]
+    assert (hashed.tenant_id, hashed.job_runner, hashed.limit, hashed.in_use, hashed.head_index) == (
+        A,
+        HASHED,
+        1,
+        1,
+        7,
+    )
+    assert (hashed.queued, hashed.version, hashed.updated_at) == (5, 3, "2026-01-01T00:00:01.000000")
+    assert await reader.queue_snapshots(B, frozenset({RUNNER})) == {}
+
+
+async def test_find_is_scoped_to_the_tenant(reader: DynamoDBExecutionReader, stored: Stored) -> None:
+    found = await reader.find(A, stored.mine[4].execution_id)
+    assert found == stored.mine[4]
+    assert found is not None
+    assert found.waiting_for_asset == "asset-4"
+    assert await reader.find(A, stored.theirs.execution_id) is None
+    assert await reader.find(B, stored.theirs.execution_id) == stored.theirs
