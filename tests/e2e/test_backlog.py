@@ -18,6 +18,7 @@ from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.waiting import Waiting, WaitingReason, waiting_of
 from execution_stream.settings import Settings
+from execution_stream.streaming.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS, changelog_topic
 from tests.e2e.conftest import Pipeline
 from tests.factories import trigger_event
 from tests.support.ledger import asset_record, trigger_record
@@ -31,6 +32,7 @@ QUIET_TRIGGERS = 10
 LIMIT = 2
 COMPLETED_IN_ORDER = 150
 TERMINAL = {"completed", "failed", "canceled"}
+MAX_CHANGELOG_RECORD = 64 * 1024
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -177,8 +179,24 @@ async def test_5000_queued_for_one_tenant_wait_in_order_beside_a_quiet_one_throu
     # Jobs admitted in one round are dispatched side by side, so their arrival order may swap.
     assert sorted(order) == list(range(COMPLETED_IN_ORDER))
     assert events.most_held_at_once(BIG) <= LIMIT
+    assert await largest_changelog_record(settings, TABLE_ALLOCATIONS) < MAX_CHANGELOG_RECORD
     assert len(events.with_status(quiet, "pending")) == QUIET_TRIGGERS
     assert {number_of(e["jit_event_id"]) for e in events.with_status(BIG, "pending")} == set(range(BACKLOG))
+
+
+async def largest_changelog_record(settings: Settings, table: str) -> int:
+    changelog = TopicReader(settings, changelog_topic(settings.consumer_group, table))
+    await changelog.start()
+    try:
+        quiet_polls = 0
+        while quiet_polls < 3:
+            seen = len(changelog.records)
+            await changelog.poll()
+            quiet_polls = quiet_polls + 1 if len(changelog.records) == seen else 0
+    finally:
+        await changelog.stop()
+    assert changelog.records, f"nothing on the changelog of {table}"
+    return max(len(r.value or b"") + len(r.key or b"") for r in changelog.records)
 
 
 async def admission_order(settings: Settings, tenant: str) -> list[int]:
@@ -253,3 +271,4 @@ async def test_2000_triggers_waiting_for_an_asset_all_run_once_it_arrives(pipeli
         await dead_letters.stop()
     assert dead_letters.records == []
     assert events.with_status(tenant, "failed") == []
+    assert await largest_changelog_record(settings, TABLE_PARKED_TRIGGERS) < MAX_CHANGELOG_RECORD

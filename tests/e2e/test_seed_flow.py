@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 from execution_stream.domain.identity import derive_execution_id
 from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey
+from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.localstack.processes import free_loopback_port
 from tests.e2e.conftest import Pipeline
 from tests.support.pipeline import TopicReader, as_json, produce
@@ -86,9 +88,14 @@ async def test_the_seed_example_flows_from_trigger_to_completed(pipeline: Pipeli
     item = execution_to_item(execution)
     moments = {"created_at", "created_at_ts", "completed_at", "completed_at_ts", "GSI1SK", "GSI2SK"}
     moments |= {"GSI3SK", "GSI4SK", "registered_at", "registered_at_ts", "SK", "execution_id"}
-    assert {k: v for k, v in item.items() if k not in moments | {"dispatched_at", "dispatched_at_ts"}} == {
+    # Beyond the seed's item: the deadline set at dispatch, and the key of the by-id index.
+    ours = {"dispatched_at", "dispatched_at_ts", "deadline_at", "GSI5PK"}
+    assert {k: v for k, v in item.items() if k not in moments | ours} == {
         k: v for k, v in SEED_ITEM.items() if k not in moments
     }
+    timeout = timedelta(seconds=settings.job_timeout_seconds)
+    assert parse_timestamp(item["deadline_at"]) == parse_timestamp(item["dispatched_at"]) + timeout
+    assert item["GSI5PK"] == f"TENANT#{tenant}#EXECUTION#{execution_id}"
     assert item["SK"] == f"JIT_EVENT#{event_id}#RUN#{execution_id}"
     assert (item["completed_at"], item["has_findings"]) == (completed_at, False)
 
