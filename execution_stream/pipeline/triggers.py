@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeGuard
 
 from pydantic import ValidationError
 
@@ -19,6 +20,7 @@ from execution_stream.domain.executions import (
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, TriggerEvent
 from execution_stream.domain.ports import CreateResult, ExecutionKey, ExecutionRepository, RepositoryError
 from execution_stream.domain.ports import RepositoryUnavailableError as Unavailable
+from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import AssetLookup
 from execution_stream.pipeline.records import (
@@ -115,11 +117,7 @@ class TriggerStep:
             else:
                 effects.send(Destination.WAITING, stored.tenant_id, encode(self._parked(item, stored)))
         for stored in await asyncio.gather(*(self._complete(waiting) for waiting in to_complete)):
-            if (
-                stored is not None
-                and stored.status is ExecutionStatus.PENDING
-                and not stored.waiting_for_asset
-            ):
+            if _ready_to_allocate(stored):
                 effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
 
     async def _complete(self, waiting: Execution) -> Execution | None:
@@ -136,7 +134,8 @@ class TriggerStep:
             jit_event_id=stored.jit_event_id,
             execution_id=stored.execution_id,
             asset_id=stored.asset_id,
-            first_seen_at=self.now().timestamp(),
+            # When it was stored: a replay parks it again with the same time, so its wait does not restart.
+            first_seen_at=parse_timestamp(stored.created_at).timestamp(),
             source=source,
         )
 
@@ -162,5 +161,5 @@ class TriggerStep:
             return None
 
 
-def _ready_to_allocate(stored: Execution | None) -> bool:
+def _ready_to_allocate(stored: Execution | None) -> TypeGuard[Execution]:
     return stored is not None and stored.status is ExecutionStatus.PENDING and not stored.waiting_for_asset
