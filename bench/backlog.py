@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.job_watch import JobWatch
 from bench.observe import PeakRss
-from bench.pipeline_run import PHASE_SECONDS, WARM_UP_SECONDS, pipeline_settings
+from bench.pipeline_run import PHASE_SECONDS, WARM_UP_SECONDS, pipeline_settings, stop_worker
 from execution_stream.domain import commits
 from execution_stream.domain.allocation import Allocator, Memory
 from execution_stream.pipeline.parking import ParkingStep
@@ -161,7 +161,7 @@ async def accept(base: Settings, count: int, log_dir: Path) -> tuple[float, floa
         await rss.stop()
         await producer.stop()
         await watch.stop()
-        await asyncio.to_thread(_stop, worker)
+        await asyncio.to_thread(stop_worker, worker)
     return seconds, rss.peak_mib
 
 
@@ -180,10 +180,3 @@ async def backlog_phase(base: Settings, count: int, log_dir: Path) -> Backlog:
 
 def _created(watch: JobWatch) -> Any:
     return watch.created
-
-
-def _stop(worker: WorkerProcess) -> None:
-    try:
-        worker.stop(timeout=30)
-    except Exception:
-        worker.kill()

@@ -248,7 +248,7 @@ async def pipeline_run(
         await rss.stop()
         await producer.stop()
         await watch.stop()
-        await asyncio.to_thread(_stop, worker)
+        await asyncio.to_thread(stop_worker, worker)
     return PipelineRun(
         executions=count,
         tenants=tenant_count,
@@ -275,7 +275,7 @@ def _pid(worker: WorkerProcess) -> int:
     return worker.process.pid
 
 
-def _stop(worker: WorkerProcess) -> None:
+def stop_worker(worker: WorkerProcess) -> None:
     try:
         worker.stop(timeout=30)
     except Exception:

@@ -11,7 +11,7 @@ before the head was written): a reader never sees part of a commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,9 +91,3 @@ def apply(table: Any, writes: list[Write]) -> None:
                 del table[write.key]
         else:
             table[write.key] = write.value
-
-
-def prefixes(writes: list[Write]) -> Iterator[list[Write]]:
-    """Every prefix of a commit: what a crash may have left of it."""
-    for end in range(len(writes) + 1):
-        yield writes[:end]

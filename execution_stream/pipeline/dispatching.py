@@ -38,7 +38,6 @@ from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.records import (
     AllocationLease,
-    AllocationRelease,
     DeadLetterReason,
     Destination,
     Effects,
@@ -101,10 +100,7 @@ class DispatchStep:
         key = ExecutionKey(reference.tenant_id, reference.jit_event_id, reference.execution_id)
         stored = await self.repository.get(key)
         if stored is None or stored.status in TERMINAL_STATUSES:
-            release = AllocationRelease(
-                tenant_id=key.tenant_id, execution_id=key.execution_id, job_runner=reference.job_runner
-            )
-            effects.send(Destination.ALLOCATE, key.tenant_id, encode(release))
+            effects.send(Destination.ALLOCATE, key.tenant_id, encode(release_of(reference)))
             if stored is not None:
                 self._fail_again(record, stored, effects)
             return

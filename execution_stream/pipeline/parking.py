@@ -36,6 +36,7 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.triggers import ready_to_allocate
 
 
 @dataclass
@@ -125,7 +126,7 @@ class ParkingStep:
             return
         stored = await self.repository.complete_waiting(_key_of(parked), asset)
         # Pending and complete: stored now, or by an earlier attempt whose answer was lost.
-        if stored is not None and stored.status is ExecutionStatus.PENDING and not stored.waiting_for_asset:
+        if ready_to_allocate(stored):
             effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
 
     async def _give_up(self, parked: ParkedTrigger, effects: Effects) -> None:

@@ -29,6 +29,7 @@ from execution_stream.pipeline.records import (
     DeadLetterReason,
     Destination,
     Effects,
+    ExecutionRef,
     SourceRecord,
     dead_letter,
     encode,
@@ -49,7 +50,7 @@ def _stored_before_as_applied(result: StatusUpdateResult, change: StatusChange) 
     return StatusUpdateResult(UpdateOutcome.APPLIED, previous_status(stored), stored)
 
 
-def release_of(execution: Execution) -> AllocationRelease:
+def release_of(execution: Execution | ExecutionRef) -> AllocationRelease:
     return AllocationRelease(
         tenant_id=execution.tenant_id, execution_id=execution.execution_id, job_runner=execution.job_runner
     )

@@ -117,7 +117,7 @@ class TriggerStep:
             else:
                 effects.send(Destination.WAITING, stored.tenant_id, encode(self._parked(item, stored)))
         for stored in await asyncio.gather(*(self._complete(waiting) for waiting in to_complete)):
-            if _ready_to_allocate(stored):
+            if ready_to_allocate(stored):
                 effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
 
     async def _complete(self, waiting: Execution) -> Execution | None:
@@ -161,5 +161,6 @@ class TriggerStep:
             return None
 
 
-def _ready_to_allocate(stored: Execution | None) -> TypeGuard[Execution]:
+def ready_to_allocate(stored: Execution | None) -> TypeGuard[Execution]:
+    """Stored, pending and joined with its asset: the execution asks for a slot."""
     return stored is not None and stored.status is ExecutionStatus.PENDING and not stored.waiting_for_asset

@@ -22,7 +22,7 @@ from execution_stream.streaming.topology import TABLE_ALLOCATIONS, TABLE_PARKED_
 from tests.e2e.conftest import Pipeline
 from tests.factories import trigger_event
 from tests.support.ledger import asset_record, trigger_record
-from tests.support.pipeline import TopicReader, produce
+from tests.support.pipeline import TopicReader, produce, read_topic
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -185,29 +185,14 @@ async def test_5000_queued_for_one_tenant_wait_in_order_beside_a_quiet_one_throu
 
 
 async def largest_changelog_record(settings: Settings, table: str) -> int:
-    changelog = TopicReader(settings, changelog_topic(settings.consumer_group, table))
-    await changelog.start()
-    try:
-        quiet_polls = 0
-        while quiet_polls < 3:
-            seen = len(changelog.records)
-            await changelog.poll()
-            quiet_polls = quiet_polls + 1 if len(changelog.records) == seen else 0
-    finally:
-        await changelog.stop()
+    changelog = await read_topic(settings, changelog_topic(settings.consumer_group, table))
     assert changelog.records, f"nothing on the changelog of {table}"
     return max(len(r.value or b"") + len(r.key or b"") for r in changelog.records)
 
 
 async def admission_order(settings: Settings, tenant: str) -> list[int]:
     """The order the allocator forwarded a tenant's executions in (a replay may forward one again)."""
-    forwarded = TopicReader(settings, settings.topic_enrich_and_dispatch)
-    await forwarded.start()
-    try:
-        for _ in range(10):
-            await forwarded.poll()
-    finally:
-        await forwarded.stop()
+    forwarded = await read_topic(settings, settings.topic_enrich_and_dispatch)
     order: list[int] = []
     for reference in forwarded.values():
         number = number_of(reference["jit_event_id"])
@@ -262,13 +247,7 @@ async def test_2000_triggers_waiting_for_an_asset_all_run_once_it_arrives(pipeli
 
         await pipeline.eventually(all_dispatched, f"all {count} dispatched", 600)
 
-    dead_letters = TopicReader(settings, settings.topic_execution_dlq)
-    await dead_letters.start()
-    try:
-        for _ in range(5):
-            await dead_letters.poll()
-    finally:
-        await dead_letters.stop()
+    dead_letters = await read_topic(settings, settings.topic_execution_dlq)
     assert dead_letters.records == []
     assert events.with_status(tenant, "failed") == []
     assert await largest_changelog_record(settings, TABLE_PARKED_TRIGGERS) < MAX_CHANGELOG_RECORD

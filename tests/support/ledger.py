@@ -14,7 +14,7 @@ from execution_stream.domain.ports import ExecutionQuery
 from execution_stream.settings import Settings
 from execution_stream.streaming.topology import TABLE_ALLOCATIONS, changelog_topic
 from tests.factories import asset, trigger_event
-from tests.support.pipeline import TopicReader, as_json
+from tests.support.pipeline import as_json, read_topic
 
 HOLDING = {ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING}
 
@@ -47,13 +47,7 @@ async def executions_of(repository: DynamoDBExecutionRepository, tenants: Iterab
 
 async def slot_holders(settings: Settings) -> dict[str, dict[str, int]]:
     """Slots in use per tenant and runner, as the allocate agent's table last stored its lines."""
-    changelog = TopicReader(settings, changelog_topic(settings.consumer_group, TABLE_ALLOCATIONS))
-    await changelog.start()
-    try:
-        for _ in range(10):
-            await changelog.poll()
-    finally:
-        await changelog.stop()
+    changelog = await read_topic(settings, changelog_topic(settings.consumer_group, TABLE_ALLOCATIONS))
     latest: dict[str, Any] = {}
     for record in changelog.records:
         latest[json.loads(record.key)] = json.loads(record.value) if record.value else None

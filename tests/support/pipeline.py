@@ -150,6 +150,21 @@ class TopicReader:
             await self.poll()
 
 
+async def read_topic(settings: Settings, topic: str, quiet_polls: int = 3) -> TopicReader:
+    """A topic read from its beginning until `quiet_polls` polls in a row bring nothing new."""
+    reader = TopicReader(settings, topic)
+    await reader.start()
+    try:
+        quiet = 0
+        while quiet < quiet_polls:
+            seen = len(reader.records)
+            await reader.poll()
+            quiet = quiet + 1 if len(reader.records) == seen else 0
+    finally:
+        await reader.stop()
+    return reader
+
+
 async def eventually(check: Callable[[], Awaitable[T | None]], seconds: float, what: str) -> T:
     """The first truthy result of `check`, polled for at most `seconds`."""
     deadline = time.monotonic() + seconds

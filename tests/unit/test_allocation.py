@@ -219,7 +219,7 @@ def test_a_crash_anywhere_in_a_commit_and_its_replay_leave_the_same_state_as_no_
         for step_kind, step_id in script[:crash_at]:
             _operate(probe, step_kind, step_id)
         interrupted = _decide(probe, kind, execution_id)
-        for survived in commits.prefixes(interrupted.writes):
+        for survived in (interrupted.writes[:end] for end in range(len(interrupted.writes) + 1)):
             crashed = Allocations(dict(probe.table), probe.allocator.limit_for, probe.allocator.memory)
             commits.apply(crashed.table, survived)
             for step_kind, step_id in script[crash_at:]:
