@@ -11,9 +11,21 @@ from typing import TYPE_CHECKING, Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    SSOError,
+    TokenRetrievalError,
+)
 
-from execution_stream.domain.ports import RepositoryError, RepositoryUnavailableError
+from execution_stream.domain.ports import (
+    RepositoryAccessError,
+    RepositoryError,
+    RepositoryUnavailableError,
+)
 from execution_stream.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +43,28 @@ TRANSIENT_ERROR_CODES = frozenset(
         "TransactionConflictException",
         "TransactionInProgressException",
     }
+)
+# Codes that refuse the service rather than the request (credentials, IAM, a table missing or being
+# restored): no record is at fault, so the pipeline waits for an operator instead of dead-lettering.
+ACCESS_ERROR_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        "ExpiredTokenException",
+        "MissingAuthenticationTokenException",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "InvalidClientTokenId",
+    }
+)
+# The same before any request is sent: the client found no usable credentials.
+CREDENTIAL_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    TokenRetrievalError,
+    SSOError,
 )
 
 _serializer = TypeSerializer()
@@ -60,9 +94,13 @@ def translate(error: Exception, action: str) -> RepositoryError:
     if isinstance(error, ClientError):
         code = error_code(error)
         message = error.response.get("Error", {}).get("Message", "")
+        if code in ACCESS_ERROR_CODES:
+            return RepositoryAccessError(f"{action}: {code}: {message}", code)
         if code in TRANSIENT_ERROR_CODES:
             return RepositoryUnavailableError(f"{action}: {code}: {message}")
         return RepositoryError(f"{action}: {code}: {message}")
+    if isinstance(error, CREDENTIAL_ERRORS):
+        return RepositoryAccessError(f"{action}: {error}", type(error).__name__)
     if isinstance(error, BotoCoreError | OSError | asyncio.TimeoutError):
         return RepositoryUnavailableError(f"{action}: {error}")
     return RepositoryError(f"{action}: {error}")

@@ -19,6 +19,15 @@ class RepositoryUnavailableError(RepositoryError):
     """The store could not be reached or kept throttling after every retry: try again later."""
 
 
+class RepositoryAccessError(RepositoryUnavailableError):
+    """The store refuses the service itself (its credentials, its permissions, a table that is gone
+    or being restored): no record causes it, so records wait while an operator restores access."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class InvalidPageKeyError(ValueError):
     """A continuation key that does not belong to the query it is presented with."""
 
@@ -54,6 +63,8 @@ class UpdateOutcome(StrEnum):
     APPLIED = "applied"
     REFUSED = "refused"
     NOT_FOUND = "not_found"
+    # A runner's report that came before the job's `dispatched` mark, kept on the item until then.
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class StatusUpdateResult:
     outcome: UpdateOutcome
     previous_status: ExecutionStatus | None
     execution: Execution | None
+    # The runners' reports held on the item, in their order, as the update found them.
+    held_reports: tuple[StatusChange, ...] = ()
 
     @property
     def applied(self) -> bool:
@@ -95,6 +108,16 @@ class ExecutionRepository(Protocol):
     async def update_status(
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
     ) -> StatusUpdateResult: ...
+
+    async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        """Keeps a runner's report on a pending execution (not waiting for its asset) until its
+        `dispatched` mark: HELD (also when it is held already), else REFUSED with the stored execution
+        (it is no longer pending, or holds too many), or NOT_FOUND."""
+        ...
+
+    async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
+        """The reports held on the execution, in their order (kept after its mark, for replays)."""
+        ...
 
     async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
         """Stores the asset's fields on an execution that waits for its asset; returns the stored

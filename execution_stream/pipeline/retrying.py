@@ -1,17 +1,43 @@
-"""Pausing before trying again while an outside system is away (the steps' own retries)."""
+"""Pausing before trying again while an outside system is away (the steps' own retries), and saying
+so: one line per pause, loud when the store refuses the service itself (an operator must act)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+from collections import Counter
+
+from execution_stream.domain.ports import RepositoryAccessError
 
 logger = logging.getLogger(__name__)
 MAX_PAUSE_SECONDS = 15.0
+# Pauses since the process started because the store refused the service, by error code. A tally
+# here rather than a metric object: every step and agent pauses through `report_pause` without being
+# handed one, and the worker's metrics read it (observability/metrics.py).
+store_access_pauses: Counter[str] = Counter()
 
 
 async def pause(attempt: int, what: str, error: BaseException) -> None:
     """Exponential backoff with jitter: 0.1-0.2 s after the first failure, at most 15 s."""
     delay = min(MAX_PAUSE_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-    logger.warning("%s paused %.1fs: %s", what, delay, error)
+    report_pause(what, delay, error)
     await asyncio.sleep(delay)
+
+
+def report_pause(what: str, delay: float, error: BaseException) -> None:
+    """A warning for a fault that heals by itself; an error, counted, for one that needs an operator."""
+    if not isinstance(error, RepositoryAccessError):
+        logger.warning("%s paused %.1fs: %s", what, delay, error)
+        return
+    store_access_pauses[error.code] += 1
+    logger.error(
+        "%s paused %.1fs: DynamoDB refuses the service (%s); an operator must restore its credentials, "
+        "IAM permissions or table. Records wait, none is dead-lettered; work resumes once DynamoDB "
+        "answers: %s",
+        what,
+        delay,
+        error.code,
+        error,
+        extra={"dependency": "dynamodb", "reason": error.code},
+    )

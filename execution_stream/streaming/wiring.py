@@ -24,11 +24,13 @@ from execution_stream.pipeline.records import (
     SourceRecord,
     dead_letter,
 )
+from execution_stream.pipeline.retrying import report_pause
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Faults that heal: the agent waits and tries the same records again instead of dropping them.
+# Faults that heal: the agent waits and tries the same records again instead of dropping them. The
+# store refusing the service (RepositoryAccessError) is one: it heals when an operator acts.
 TRANSIENT_FAULTS = (RepositoryUnavailableError, DispatchUnavailableError, KafkaError, OSError)
 # Kafka errors that no retry heals.
 PERMANENT_KAFKA_ERRORS = (MessageSizeTooLargeError,)
@@ -59,7 +61,7 @@ async def until_done(operation: Callable[[], Awaitable[T]], what: str) -> T:
             raise
         except TRANSIENT_FAULTS as fault:
             delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-            logger.warning("%s paused %.1fs: %s", what, delay, fault)
+            report_pause(what, delay, fault)
             attempt += 1
             await asyncio.sleep(delay)
 

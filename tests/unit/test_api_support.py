@@ -124,6 +124,12 @@ class FakeRepository:
     ) -> StatusUpdateResult:
         raise NotImplementedError
 
+    async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        raise NotImplementedError
+
+    async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
+        raise NotImplementedError
+
     async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
         raise NotImplementedError
 
