@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from execution_stream.settings import Settings
+from execution_stream.settings import Settings, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     arguments = parser.parse_args(argv)
     try:
-        settings = Settings()
+        settings = load_settings()
         command: Command = arguments.run
         sys.exit(command(arguments, settings))
     except KeyboardInterrupt:

@@ -1,19 +1,28 @@
 """Every setting an operator may change, read from `EXECUTION_STREAM_*` environment variables.
 
-Nothing here reads the environment at import time: call `Settings()` where the process starts.
+Nothing here reads the environment at import time: call `load_settings()` where the process starts.
 The AWS region and credentials are not ours: botocore reads the usual AWS variables.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "EXECUTION_STREAM_"
+
+
+class InvalidSettingsError(ValueError):
+    """The environment gives a setting that cannot be used; the message is one line naming it."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXECUTION_STREAM_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(default=6, ge=1)
@@ -53,7 +62,7 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = None
 
     default_concurrency_limit: int = Field(default=10, ge=1)
-    tenant_concurrency_limits: dict[str, int] = Field(default_factory=dict)
+    tenant_concurrency_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     job_timeout_seconds: int = Field(default=3600, ge=1)
     released_memory_seconds: float = Field(default=3600.0, gt=0)
     released_memory_count: int = Field(default=10_000, ge=1)
@@ -67,8 +76,20 @@ class Settings(BaseSettings):
     github_api_url: str = "https://api.github.com"
     github_app_id: str | None = None
     github_app_private_key: SecretStr | None = None
+    github_max_attempts: int = Field(default=3, ge=1)
+    github_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A job whose runner is unavailable is set aside, and tried again after GitHub's Retry-After or
+    # rate-limit reset, else after a backoff from the first to the max, doubling.
+    dispatch_retry_first_seconds: float = Field(default=5.0, gt=0)
+    dispatch_retry_max_seconds: float = Field(default=300.0, gt=0)
+    dispatch_retry_check_seconds: float = Field(default=1.0, gt=0)
 
     log_level: str = "INFO"
+
+    @field_validator("tenant_concurrency_limits", mode="before")
+    @classmethod
+    def _tenant_limits_at_least_one(cls, value: object) -> object:
+        return _tenant_limits(value)
 
     def to_environment(self) -> dict[str, str]:
         """These settings as the environment variables that would give them to another process."""
@@ -76,7 +97,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(exclude_none=True).items():
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
             text = json.dumps(plain) if isinstance(plain, dict | list) else str(plain)
-            environment[f"EXECUTION_STREAM_{name.upper()}"] = text
+            environment[f"{ENV_PREFIX}{name.upper()}"] = text
         return environment
 
     def topic_names(self) -> list[str]:
@@ -94,3 +115,43 @@ class Settings(BaseSettings):
 
     def compacted_topics(self) -> frozenset[str]:
         return frozenset({self.topic_assets})
+
+
+def load_settings() -> Settings:
+    """The settings of the environment, or InvalidSettingsError whose message is one line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise InvalidSettingsError("; ".join(map(_describe, error.errors()))) from None
+
+
+def _tenant_limits(value: object) -> object:
+    """A JSON object of integers >= 1: a lower limit would admit none of the tenant's jobs."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not JSON ({error})") from None
+    problem = _limits_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _limits_problem(value: object) -> str | None:
+    if not isinstance(value, Mapping):
+        return 'expected a JSON object of limits by tenant, e.g. {"tenant-a": 2}'
+    for tenant, limit in value.items():
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            return f"tenant {tenant!r} limit {json.dumps(limit, default=repr)} must be an integer"
+        if limit < 1:
+            return f"tenant {tenant!r} limit {limit} must be at least 1"
+    return None
+
+
+def _describe(detail: ErrorDetails) -> str:
+    field, *inside = detail["loc"] or ("",)
+    where = "".join(f"[{part!r}]" for part in inside)
+    cause = detail.get("ctx", {}).get("error")
+    message = str(cause) if detail["type"] == "value_error" and cause else detail["msg"]
+    return f"invalid setting {ENV_PREFIX}{str(field).upper()}{where}: {message}"

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 _NOT_STORED = "attribute_not_exists(PK)"
+# A module-level name: inside the class, `list` is the method.
+Items = list[dict[str, Any]]
 
 
 @asynccontextmanager
@@ -103,6 +105,14 @@ class DynamoDBExecutionRepository:
         return results
 
     async def get(self, key: ExecutionKey) -> Execution | None:
+        item = await self._item(key)
+        return execution_from_item(item) if item is not None else None
+
+    async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
+        item = await self._item(key)
+        return dynamodb_status.held_reports_of(item) if item is not None else ()
+
+    async def _item(self, key: ExecutionKey) -> dict[str, Any] | None:
         try:
             response = await self._client.get_item(
                 TableName=self._table, Key=_primary_key(key), ConsistentRead=True
@@ -110,7 +120,7 @@ class DynamoDBExecutionRepository:
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "get execution") from error
         item = response.get("Item")
-        return execution_from_item(from_attribute_values(item)) if item else None
+        return from_attribute_values(item) if item else None
 
     async def update_status(
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
@@ -138,11 +148,37 @@ class DynamoDBExecutionRepository:
             raise translate(error, "update execution status") from error
         except BotoCoreError as error:
             raise translate(error, "update execution status") from error
-        old = execution_from_item(from_attribute_values(response["Attributes"]))
+        old_item = from_attribute_values(response["Attributes"])
+        old = execution_from_item(old_item)
         updated = apply_status(old, change.status, change.at, change.has_findings, change.error)
         if change.deadline_at is not None:
             updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
-        return StatusUpdateResult(UpdateOutcome.APPLIED, old.status, updated)
+        held = dynamodb_status.held_reports_of(old_item)
+        return StatusUpdateResult(UpdateOutcome.APPLIED, old.status, updated, held)
+
+    async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        """One conditional UpdateItem appending the report; a report held already is HELD again."""
+        try:
+            response = await self._client.update_item(
+                TableName=self._table,
+                Key=_primary_key(key),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **dynamodb_status.report_holding(change),
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise translate(error, "hold a status report") from error
+            item = await self._seen_item(error, key)
+        except BotoCoreError as error:
+            raise translate(error, "hold a status report") from error
+        else:
+            item = from_attribute_values(response["Attributes"])
+        if item is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        stored, held = execution_from_item(item), dynamodb_status.held_reports_of(item)
+        outcome = UpdateOutcome.HELD if dynamodb_status.holds(item, change) else UpdateOutcome.REFUSED
+        return StatusUpdateResult(outcome, stored.status, stored, held)
 
     async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
         try:
@@ -162,9 +198,13 @@ class DynamoDBExecutionRepository:
         return execution_from_item(from_attribute_values(response["Attributes"]))
 
     async def _seen_by(self, error: ClientError, key: ExecutionKey) -> Execution | None:
+        item = await self._seen_item(error, key)
+        return execution_from_item(item) if item is not None else None
+
+    async def _seen_item(self, error: ClientError, key: ExecutionKey) -> dict[str, Any] | None:
         """The item a failed condition saw, or (endpoints that do not return it) a fresh read."""
         old: Any = error.response.get("Item")
-        return execution_from_item(from_attribute_values(old)) if old else await self.get(key)
+        return from_attribute_values(old) if old else await self._item(key)
 
     async def _stored(self, error: ClientError, key: ExecutionKey) -> Execution:
         stored = await self._seen_by(error, key)
@@ -173,36 +213,41 @@ class DynamoDBExecutionRepository:
         return stored
 
     async def _refused(self, key: ExecutionKey, error: ClientError) -> StatusUpdateResult:
-        stored = await self._seen_by(error, key)
-        if stored is None:
+        item = await self._seen_item(error, key)
+        if item is None:
             return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
-        return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+        stored, held = execution_from_item(item), dynamodb_status.held_reports_of(item)
+        return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
 
     async def list(self, query: ExecutionQuery) -> ExecutionPage:
         """Newest first; `next_key` is None exactly when no item follows (reads one extra)."""
         index = keys.index_for_filter(query.tenant_id, query.status, query.plan_item_slug)
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": index.index.value,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": index.partition_key_name},
-            "ExpressionAttributeValues": {":pk": {"S": index.partition_key_value}},
-            "ScanIndexForward": False,
-            "Limit": query.limit + 1,
-        }
-        if query.start_after is not None:
-            request["ExclusiveStartKey"] = _start_key(query, index)
-        try:
-            response = await self._client.query(**request)
-        except (ClientError, BotoCoreError) as error:
-            raise translate(error, "list executions") from error
-        items = [from_attribute_values(item) for item in response.get("Items", [])]
+        start = _start_key(query, index) if query.start_after is not None else None
+        items = await self._query(index, query.limit + 1, start)
         page = [execution_from_item(item) for item in items[: query.limit]]
         if len(items) <= query.limit:
             return ExecutionPage(page, None)
         last = items[query.limit - 1]
         names = (keys.PK, keys.SK, index.partition_key_name, index.sort_key_name)
         return ExecutionPage(page, {name: str(last[name]) for name in names})
+
+    async def _query(self, index: keys.IndexQuery, wanted: int, start: dict[str, Any] | None) -> Items:
+        """Up to `wanted` items, newest first. DynamoDB ends a response at 1 MB with a
+        LastEvaluatedKey: the query goes on from it, so the result is short only at the end."""
+        items: Items = []
+        for _ in range(wanted):  # without a filter, every response holds at least one item
+            request = _list_request(self._table, index, wanted - len(items))
+            if start is not None:
+                request["ExclusiveStartKey"] = start
+            try:
+                response = await self._client.query(**request)
+            except (ClientError, BotoCoreError) as error:
+                raise translate(error, "list executions") from error
+            items.extend(from_attribute_values(item) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if start is None or len(items) >= wanted:
+                return items
+        raise RepositoryError(f"list executions: fewer than {wanted} items after {wanted} queries")
 
     async def ping(self) -> None:
         try:
@@ -215,6 +260,18 @@ def _primary_key(key: ExecutionKey) -> dict[str, Any]:
     return {
         keys.PK: {"S": keys.partition_key(key.tenant_id)},
         keys.SK: {"S": keys.sort_key(key.jit_event_id, key.execution_id)},
+    }
+
+
+def _list_request(table: str, index: keys.IndexQuery, limit: int) -> dict[str, Any]:
+    return {
+        "TableName": table,
+        "IndexName": index.index.value,
+        "KeyConditionExpression": "#pk = :pk",
+        "ExpressionAttributeNames": {"#pk": index.partition_key_name},
+        "ExpressionAttributeValues": {":pk": {"S": index.partition_key_value}},
+        "ScanIndexForward": False,
+        "Limit": limit,
     }
 
 
