@@ -1,14 +1,23 @@
-"""The one conditional UpdateItem that moves an execution to a new status (access pattern 5)."""
+"""The conditional UpdateItems of an execution's status (access pattern 5), and the runners' reports
+held on a pending item until its `dispatched` mark (canonical JSON strings in the list `held_reports`)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from execution_stream.domain import keys
+from execution_stream.domain.executions import asset_target
 from execution_stream.domain.lifecycle import allowed_predecessors
 from execution_stream.domain.models import STATUS_TIME_FIELD, Asset, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey, StatusChange
-from execution_stream.domain.timestamps import epoch_seconds, format_timestamp
+from execution_stream.domain.timestamps import epoch_seconds, format_timestamp, parse_timestamp
+
+HELD_REPORTS = "held_reports"
+# A runner sends a few reports per job; more than this on one pending item is not a runner racing
+# its dispatch mark, and must not grow the item towards DynamoDB's 400 KB.
+MAX_HELD_REPORTS = 8
 
 
 def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) -> dict[str, Any]:
@@ -57,15 +66,78 @@ def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) 
 
 
 def asset_completion(asset: Asset) -> dict[str, Any]:
-    """SET the asset's fields of an execution that waited for its asset, while it still waits."""
+    """SET the asset's fields of an execution that waited for its asset, while it still waits, with
+    where the asset says its jobs go in its additional_attributes."""
+    target = asset_target(asset)
+    names = {f"#t{n}": name for n, name in enumerate(target)}
+    values = {f":t{n}": {"S": value} for n, value in enumerate(target.values())}
+    fields = ["asset_name = :name", "asset_type = :type", "vendor = :vendor"]
+    fields += [f"additional_attributes.#t{n} = :t{n}" for n in range(len(target))]
     return {
-        "UpdateExpression": "SET asset_name = :name, asset_type = :type, vendor = :vendor REMOVE #waiting",
+        "UpdateExpression": f"SET {', '.join(fields)} REMOVE #waiting",
         "ConditionExpression": "attribute_exists(#waiting) AND #status = :pending",
-        "ExpressionAttributeNames": {"#status": "status", "#waiting": "waiting_for_asset"},
+        "ExpressionAttributeNames": {"#status": "status", "#waiting": "waiting_for_asset", **names},
         "ExpressionAttributeValues": {
             ":name": {"S": asset.asset_name},
             ":type": {"S": asset.asset_type},
             ":vendor": {"S": asset.vendor},
+            ":pending": {"S": ExecutionStatus.PENDING.value},
+            **values,
+        },
+    }
+
+
+def held_report_text(change: StatusChange) -> str:
+    """One held report as stored: canonical JSON, so that the same report held twice is found."""
+    report = {
+        "status": change.status.value,
+        "at": format_timestamp(change.at),
+        "has_findings": change.has_findings,
+        "error": change.error,
+    }
+    return json.dumps(report, sort_keys=True, separators=(",", ":"))
+
+
+def held_reports_of(item: Mapping[str, Any]) -> tuple[StatusChange, ...]:
+    """The reports held on a plain item, in their order."""
+    reports = [json.loads(text) for text in item.get(HELD_REPORTS, [])]
+    return tuple(
+        StatusChange(
+            ExecutionStatus(report["status"]),
+            parse_timestamp(report["at"]),
+            has_findings=report["has_findings"],
+            error=report["error"],
+        )
+        for report in reports
+    )
+
+
+def holds(item: Mapping[str, Any], change: StatusChange) -> bool:
+    """Whether a pending item holds the report (stored by this request, or by an earlier one)."""
+    pending = item.get("status") == ExecutionStatus.PENDING.value
+    return pending and held_report_text(change) in item.get(HELD_REPORTS, [])
+
+
+def report_holding(change: StatusChange) -> dict[str, Any]:
+    """APPEND a report to the item's held reports, while it is pending and not waiting for its asset,
+    the same report is not held already and fewer than MAX_HELD_REPORTS are."""
+    text = held_report_text(change)
+    return {
+        "UpdateExpression": "SET #held = list_append(if_not_exists(#held, :none), :report)",
+        "ConditionExpression": (
+            "attribute_exists(PK) AND #status = :pending AND attribute_not_exists(#waiting) AND "
+            "(attribute_not_exists(#held) OR (NOT contains(#held, :text) AND size(#held) < :max))"
+        ),
+        "ExpressionAttributeNames": {
+            "#status": "status",
+            "#waiting": "waiting_for_asset",
+            "#held": HELD_REPORTS,
+        },
+        "ExpressionAttributeValues": {
+            ":none": {"L": []},
+            ":report": {"L": [{"S": text}]},
+            ":text": {"S": text},
+            ":max": {"N": str(MAX_HELD_REPORTS)},
             ":pending": {"S": ExecutionStatus.PENDING.value},
         },
     }

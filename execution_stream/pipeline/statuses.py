@@ -7,14 +7,19 @@ import itertools
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from execution_stream.domain.executions import already_changed, previous_status
-from execution_stream.domain.lifecycle import TERMINAL_STATUSES
-from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatusUpdate
+from execution_stream.domain.lifecycle import TERMINAL_STATUSES, is_transition_allowed
+from execution_stream.domain.models import (
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    ExecutionStatusUpdate,
+)
 from execution_stream.domain.ports import (
     ExecutionKey,
     ExecutionRepository,
@@ -37,6 +42,8 @@ from execution_stream.pipeline.records import (
 from execution_stream.pipeline.retrying import pause
 
 logger = logging.getLogger(__name__)
+# The service's own statuses: a runner reports what its job does, never these.
+NOT_REPORTABLE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.DISPATCHED})
 
 
 def _stored_before_as_applied(result: StatusUpdateResult, change: StatusChange) -> StatusUpdateResult:
@@ -48,6 +55,16 @@ def _stored_before_as_applied(result: StatusUpdateResult, change: StatusChange) 
     if not already_changed(stored, change.status, change.at):
         return result
     return StatusUpdateResult(UpdateOutcome.APPLIED, previous_status(stored), stored)
+
+
+def _overtook_its_dispatch(result: StatusUpdateResult, change: StatusChange) -> bool:
+    """A report refused only because the job's `dispatched` mark is not stored yet: its runner may
+    have the job (it is handed over first, and the mark may be retried for seconds)."""
+    stored = result.execution
+    if result.outcome is not UpdateOutcome.REFUSED or stored is None:
+        return False
+    handed_over_maybe = stored.status is ExecutionStatus.PENDING and stored.waiting_for_asset is None
+    return handed_over_maybe and is_transition_allowed(ExecutionStatus.DISPATCHED, change.status)
 
 
 def release_of(execution: Execution | ExecutionRef) -> AllocationRelease:
@@ -81,12 +98,19 @@ class StatusStep:
 
     def _decode(self, record: SourceRecord, effects: Effects) -> ExecutionStatusUpdate | None:
         try:
-            return ExecutionStatusUpdate.model_validate(json.loads(record.value or b""))
+            update = ExecutionStatusUpdate.model_validate(json.loads(record.value or b""))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             effects.outgoing.append(dead_letter(record, DeadLetterReason.NOT_JSON, f"not JSON: {error}"))
+            return None
         except ValidationError as error:
             effects.outgoing.append(dead_letter(record, DeadLetterReason.INVALID, str(error)))
-        return None
+            return None
+        if update.status in NOT_REPORTABLE:
+            message = f"status {update.status.value!r} is the service's own: runners report running, "
+            message += "completed, failed or canceled"
+            effects.outgoing.append(dead_letter(record, DeadLetterReason.STATUS_NOT_REPORTABLE, message))
+            return None
+        return update
 
     async def _apply_in_order(
         self, updates: list[ExecutionStatusUpdate]
@@ -99,15 +123,30 @@ class StatusStep:
         return applied
 
     async def _apply(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        """A report that overtook its job's `dispatched` mark is held on the item, and the mark sends
+        it here again (pipeline/dispatching.py). Should the mark come between the refusal and the
+        hold, the report is applied now: a status never goes back to pending."""
+        result = await self._update(key, change)
+        if not _overtook_its_dispatch(result, change):
+            return result
+        held = await self._until_answered(lambda: self.repository.hold_report(key, change), key)
+        moved_on = held.execution is not None and held.execution.status is not ExecutionStatus.PENDING
+        return await self._update(key, change) if moved_on else held
+
+    async def _update(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        result = await self._until_answered(lambda: self.repository.update_status(key, change), key)
+        return _stored_before_as_applied(result, change)
+
+    async def _until_answered(
+        self, call: Callable[[], Awaitable[StatusUpdateResult]], key: ExecutionKey
+    ) -> StatusUpdateResult:
         """Until DynamoDB answers, one update at a time: retrying the whole batch instead would find
         the updates already stored refused."""
         for attempt in itertools.count():
             try:
-                result = await self.repository.update_status(key, change)
+                return await call()
             except RepositoryUnavailableError as error:
                 await pause(attempt, f"status update of {key.execution_id}", error)
-                continue
-            return _stored_before_as_applied(result, change)
         raise AssertionError("unreachable")
 
     def _effects_of(
@@ -123,6 +162,11 @@ class StatusStep:
             return
         execution = result.execution
         if execution is None:
+            return
+        if result.outcome is UpdateOutcome.HELD:
+            logger.info(
+                "status report held until the job's dispatched mark", extra={**ids, "to": update.status.value}
+            )
             return
         if result.outcome is UpdateOutcome.APPLIED:
             event = ExecutionEvent.from_change(execution, result.previous_status)

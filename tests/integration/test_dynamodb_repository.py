@@ -236,6 +236,14 @@ async def test_a_waiting_execution_gets_its_assets_fields_once_and_only_while_pe
 
     assert completed is not None
     assert (completed.asset_name, completed.waiting_for_asset) == (late.asset_name, None)
+    # Where the asset says its jobs go, beside the trigger's own attributes.
+    assert completed.additional_attributes == {
+        **waiting.additional_attributes,
+        "installation_id": "24915845",
+        "app_id": "161076",
+        "owner": "jitsecurity",
+        "original_repository": "execution-service",
+    }
     assert again == completed  # a replay changes nothing and reports what is stored
     assert "waiting_for_asset" not in raw_item(repository_settings, waiting)
     unknown = ExecutionKey("tenant-waits", "event-w", "0" * 32)
@@ -255,3 +263,48 @@ async def test_the_dispatched_mark_stores_the_deadline(
     assert result.execution is not None
     assert result.execution.deadline_at == format_timestamp(deadline)
     assert raw_item(repository_settings, stored)["deadline_at"] == format_timestamp(deadline)
+
+
+async def test_reports_that_overtake_the_mark_are_held_once_in_order_and_found_by_the_mark(
+    repository: DynamoDBExecutionRepository, repository_settings: Settings, unique: str
+) -> None:
+    stored = execution(f"tenant-{unique}")
+    await repository.create(stored)
+    key = ExecutionKey.of(stored)
+    running = StatusChange(S.RUNNING, BASE_TIME + timedelta(seconds=1))
+    completed = StatusChange(S.COMPLETED, BASE_TIME + timedelta(seconds=2), has_findings=True)
+
+    outcomes = [(await repository.hold_report(key, c)).outcome for c in (running, completed, completed)]
+    mark = StatusChange(S.DISPATCHED, BASE_TIME, deadline_at=BASE_TIME + timedelta(hours=1))
+    marked = await repository.update_status(key, mark, stored.plan_item_slug)
+    lost_answer = await repository.update_status(key, mark, stored.plan_item_slug)
+    late = await repository.hold_report(key, StatusChange(S.FAILED, BASE_TIME + timedelta(seconds=3)))
+
+    # The same report held twice (a replayed record) is held once, and said to be held.
+    assert outcomes == [UpdateOutcome.HELD] * 3
+    assert (marked.outcome, marked.held_reports) == (UpdateOutcome.APPLIED, (running, completed))
+    assert (lost_answer.outcome, lost_answer.held_reports) == (UpdateOutcome.REFUSED, (running, completed))
+    assert (late.outcome, late.previous_status) == (UpdateOutcome.REFUSED, S.DISPATCHED)
+    # Kept after the mark (a replay of the dispatch sends them again); never part of the execution.
+    assert await repository.held_reports(key) == (running, completed)
+    assert len(raw_item(repository_settings, stored)["held_reports"]) == 2  # type: ignore[arg-type]
+    assert await repository.get(key) == marked.execution
+
+
+async def test_a_report_is_not_held_for_an_unknown_a_waiting_or_a_crowded_execution(
+    repository: DynamoDBExecutionRepository, unique: str
+) -> None:
+    tenant = f"tenant-{unique}"
+    waiting = build_waiting_execution(trigger_event(tenant, "event-w", "asset-late"), BASE_TIME)
+    crowded = execution(tenant, 1)
+    await repository.create_many([waiting, crowded])
+    reports = [StatusChange(S.RUNNING, BASE_TIME + timedelta(seconds=n)) for n in range(9)]
+
+    unknown = await repository.hold_report(ExecutionKey(tenant, "event-x", "0" * 32), reports[0])
+    not_arrived = await repository.hold_report(ExecutionKey.of(waiting), reports[0])
+    crowding = [await repository.hold_report(ExecutionKey.of(crowded), r) for r in reports]
+
+    assert unknown.outcome is UpdateOutcome.NOT_FOUND
+    assert (not_arrived.outcome, not_arrived.held_reports) == (UpdateOutcome.REFUSED, ())
+    assert [r.outcome for r in crowding] == [UpdateOutcome.HELD] * 8 + [UpdateOutcome.REFUSED]
+    assert await repository.held_reports(ExecutionKey.of(crowded)) == tuple(reports[:8])

@@ -6,6 +6,9 @@
   bytes are read and dropped, as on a partition). When the proxy passes again, the black-holed
   connections are reset: the bytes they swallowed are gone, so the stream behind them is broken.
 
+`delay`, when set, gives the seconds to hold each chunk it forwards, given the chunk (their order is
+kept): a slow network or a slow store, where a request and its answer each wait.
+
 It runs on the event loop of whoever opens it (`async with running_tcp_proxy(...)`), so a process
 of its own (a worker) can be pointed at `proxy.url` or `proxy.address`.
 """
@@ -16,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,6 +52,7 @@ class TcpProxy:
     host: str = "127.0.0.1"
     port: int = 0
     counts: ProxyCounts = field(default_factory=ProxyCounts)
+    delay: Callable[[bytes], float] | None = None
     _mode: Mode = "pass"
     _server: asyncio.Server | None = None
     _live: set[_Connection] = field(default_factory=set)
@@ -147,6 +151,8 @@ class TcpProxy:
                     break
                 if connection.blackholed:
                     continue  # read and dropped: nothing reaches the other side
+                if self.delay is not None:
+                    await asyncio.sleep(self.delay(data))
                 if upward:
                     self.counts.bytes_up += len(data)
                 else:
