@@ -4,10 +4,15 @@ One dispatch: an app JWT (RS256, signed with the app's private key) buys an inst
 cached per installation until a minute before it expires; the token then authorizes
 `POST /repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`, which answers 204.
 
-Failures become the domain's two kinds. Not now (`DispatchUnavailableError`, after `max_attempts`
-tries with exponential backoff and jitter): 5xx, 429 and rate-limited 403s (honouring Retry-After
-and x-ratelimit-reset), connection errors and timeouts. Never (`DispatchRefusedError`): any other
-4xx, and a 401 that a fresh installation token does not cure.
+Failures become the domain's two kinds. Not now (`DispatchUnavailableError`, with the time to wait
+when GitHub gave one): 5xx, 429 and rate-limited 403s, connection errors and timeouts, after
+`max_attempts` quick tries. Never (`DispatchRefusedError`): any other 4xx, and a 401 that a fresh
+installation token does not cure.
+
+GitHub's rate limits are per App installation: a limit whose Retry-After or x-ratelimit-reset is
+further away than `max_retry_after` blocks that installation until then, and its dispatches are
+unavailable at once, without a request, while other installations' go on. The caller sets the job
+aside; nothing here waits longer than a short backoff.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ JWT_BACKDATE_SECONDS = 60  # GitHub's advice against clock drift
 JWT_LIFETIME_SECONDS = 540  # GitHub refuses more than 600 from now
 TOKEN_RENEWAL_MARGIN_SECONDS = 60
 USER_AGENT = "execution-stream"
+# GitHub's advice for a secondary rate limit that names no time: wait at least a minute.
+SECONDARY_RATE_LIMIT_WAIT_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -87,10 +94,10 @@ class GithubActionsDispatcher:
         app_id: str,
         private_key_pem: str,
         *,
-        max_attempts: int = 5,
+        max_attempts: int = 3,
         base_backoff_seconds: float = 0.2,
-        max_backoff_seconds: float = 10.0,
-        max_retry_after_seconds: float = 60.0,
+        max_backoff_seconds: float = 1.0,
+        max_retry_after_seconds: float = 1.0,
         request_timeout_seconds: float = 10.0,
     ) -> None:
         if max_attempts < 1:
@@ -110,6 +117,7 @@ class GithubActionsDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[str, _Token] = {}
         self._token_locks: dict[str, asyncio.Lock] = {}
+        self._blocked_until: dict[str, float] = {}  # installation id -> epoch seconds
 
     async def start(self) -> None:
         if self._session is None:
@@ -138,9 +146,13 @@ class GithubActionsDispatcher:
 
     async def dispatch(self, target: GithubWorkflowTarget) -> None:
         """Start `target`'s workflow; raises DispatchUnavailableError or DispatchRefusedError."""
+        self._raise_if_blocked(target.installation_id)
         for _ in range(2):  # a rejected token is renewed once
             try:
                 await self._retrying(lambda: self._dispatch_once(target), _describe(target))
+            except DispatchUnavailableError as unavailable:
+                self._block_if_rate_limited(target.installation_id, unavailable)
+                raise
             except _TokenRejectedError as rejected:
                 self._forget_token(target.installation_id, rejected.token)
                 logger.warning(
@@ -149,6 +161,29 @@ class GithubActionsDispatcher:
             else:
                 return
         raise DispatchRefusedError(401, f"{_describe(target)}: a fresh installation token was rejected too")
+
+    def blocked_installations(self) -> dict[str, float]:
+        """Installations rate-limited now, with the epoch second their limit resets."""
+        now = time.time()
+        return {installation: until for installation, until in self._blocked_until.items() if until > now}
+
+    def _raise_if_blocked(self, installation_id: str) -> None:
+        wait = self._blocked_until.get(installation_id, 0.0) - time.time()
+        if wait > 0:
+            raise DispatchUnavailableError(
+                f"GitHub's rate limit for installation {installation_id} is used up; "
+                f"it resets in {wait:.0f}s",
+                wait,
+            )
+        self._blocked_until.pop(installation_id, None)
+
+    def _block_if_rate_limited(self, installation_id: str, unavailable: DispatchUnavailableError) -> None:
+        if unavailable.retry_after is not None and unavailable.retry_after > self._max_retry_after:
+            self._blocked_until[installation_id] = time.time() + unavailable.retry_after
+            logger.warning(
+                "GitHub rate-limited an installation; its dispatches wait",
+                extra={"installation_id": installation_id, "retry_after": unavailable.retry_after},
+            )
 
     def app_jwt(self) -> str:
         now = int(time.time())
@@ -229,6 +264,8 @@ def _raise_unless_success(answer: _Answer, what: str) -> None:
     if 200 <= answer.status < 300:
         return
     retry_after = _retry_after(answer)
+    if retry_after is None and answer.status in (403, 429) and "rate limit" in answer.message().lower():
+        retry_after = SECONDARY_RATE_LIMIT_WAIT_SECONDS
     if answer.status >= 500 or answer.status == 429 or (answer.status == 403 and retry_after is not None):
         raise _TransientError(f"{what}: HTTP {answer.status}: {answer.message()}", retry_after)
     raise DispatchRefusedError(answer.status, f"{what}: {answer.message()}")

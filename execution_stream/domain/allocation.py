@@ -38,6 +38,7 @@ from execution_stream.domain.runner_lines import (
 __all__ = [
     "Admission",
     "Allocator",
+    "DueRetry",
     "LineView",
     "Memory",
     "Outcome",
@@ -55,6 +56,22 @@ class Overdue:
     jit_event_id: str
     runner: str
     deadline_at: float
+    set_aside: str | None = None  # why its dispatch waited, when it never left
+
+
+@dataclass(frozen=True)
+class DueRetry:
+    """A holder whose dispatch was set aside and may be tried again now."""
+
+    tenant_id: str
+    execution_id: str
+    jit_event_id: str
+    runner: str
+    retry_at: float
+    attempt: int
+
+
+MAX_REASON_LENGTH = 300  # a holder's record stays small on the changelog
 
 
 class Allocator:
@@ -119,23 +136,55 @@ class Allocator:
             line.commit.set(key, {**held, "deadline_at": deadline_at})
         return line.result(Outcome.NONE, [])
 
+    def set_aside(
+        self, tenant: str, execution_id: str, runner: str, *, retry_at: float, attempt: int, reason: str
+    ) -> Result:
+        """A holder not dispatched yet waits for its runner until `retry_at`; a dispatched one, or
+        one no longer holding, changes nothing (a late message)."""
+        line = self._line(tenant, runner)
+        key = holder_key(tenant, execution_id)
+        held = line.get(key)
+        if held is not None and held.get("deadline_at") is None:
+            aside = {"retry_at": retry_at, "attempt": attempt, "set_aside": reason[:MAX_REASON_LENGTH]}
+            line.commit.set(key, {**held, **aside})
+        return line.result(Outcome.NONE, [])
+
     def overdue(self, now: float, timeout_seconds: float) -> list[Overdue]:
         """Holders past their deadline; one not dispatched yet is timed from its grant, with the
         timeout as it is set now. Longest overdue first."""
         late = []
+        for tenant, execution_id, held in self._holders():
+            deadline = held.get("deadline_at")
+            if deadline is None:
+                deadline = held["granted_at"] + timeout_seconds
+            if now > deadline:
+                why = held.get("set_aside") if held.get("deadline_at") is None else None
+                late.append(
+                    Overdue(tenant, execution_id, held["jit_event_id"], held["runner"], deadline, why)
+                )
+        return sorted(late, key=lambda o: (o.deadline_at, o.tenant_id, o.execution_id))
+
+    def due_retries(self, now: float) -> list[DueRetry]:
+        """Holders set aside whose retry time has come, and that are still not dispatched."""
+        due = []
+        for tenant, execution_id, held in self._holders():
+            retry_at = held.get("retry_at")
+            if retry_at is not None and held.get("deadline_at") is None and retry_at <= now:
+                due.append(
+                    DueRetry(
+                        tenant, execution_id, held["jit_event_id"], held["runner"], retry_at, held["attempt"]
+                    )
+                )
+        return due
+
+    def _holders(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for key, record in list(self.table.items()):
             if not key.startswith("H#"):
                 continue
             _, tenant, execution_id = key.split("#", 2)
             held = self._resolved_holder(tenant, record)
-            if held is None:
-                continue
-            deadline = held.get("deadline_at")
-            if deadline is None:
-                deadline = held["granted_at"] + timeout_seconds
-            if now > deadline:
-                late.append(Overdue(tenant, execution_id, held["jit_event_id"], held["runner"], deadline))
-        return sorted(late, key=lambda o: (o.deadline_at, o.tenant_id, o.execution_id))
+            if held is not None:
+                yield tenant, execution_id, held
 
     def lines(self) -> Iterator[LineView]:
         for key in list(self.table):

@@ -7,6 +7,8 @@ Adapters turn their transport's failures into these, so the pipeline decides on 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class DispatchError(Exception):
     """A job could not be handed to its runner."""
@@ -34,3 +36,17 @@ class DispatchRefusedError(DispatchError):
         super().__init__(f"{status}: {reason}" if status is not None else reason)
         self.status = status
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class DispatchRetryPolicy:
+    """When a job whose runner is unavailable is tried again: when the runner said (GitHub's
+    Retry-After or rate-limit reset), else after a backoff that doubles with each attempt."""
+
+    first_seconds: float
+    max_seconds: float
+
+    def delay(self, attempt: int, asked_seconds: float | None) -> float:
+        if asked_seconds is not None:
+            return max(1.0, asked_seconds)
+        return min(self.max_seconds, self.first_seconds * 2.0 ** min(attempt, 32))

@@ -1,6 +1,7 @@
 """Building an execution from a trigger and moving it through its lifecycle."""
 
 import copy
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,15 @@ from execution_stream.domain.timestamps import epoch_seconds, format_timestamp
 
 
 class AssetMismatchError(ValueError):
-    """The asset looked up for a trigger belongs to another tenant or is another asset."""
+    """The asset looked up for a trigger belongs to another tenant, is another asset, or names
+    another GitHub installation, owner or repository than the trigger does."""
+
+
+# Attributes that say where a job goes (GitHub: the installation, the organisation, the repository).
+# The asset's values are the truth: a trigger may not name another tenant's installation.
+ASSET_TARGET_ATTRIBUTES = ("installation_id", "app_id", "owner", "user_vendor_id", "user_vendor_name")
+# Logins and repository names are case-insensitive on GitHub.
+_CASE_INSENSITIVE = frozenset({"owner", "user_vendor_name", "original_repository"})
 
 
 class TransitionNotAllowedError(ValueError):
@@ -29,7 +38,7 @@ class TransitionNotAllowedError(ValueError):
 
 def build_execution(event: TriggerEvent, asset: Asset, now: datetime) -> Execution:
     """A new pending execution of the event's job on `asset`, created at `now`."""
-    check_asset_matches(asset, event.tenant_id, event.asset_id)
+    check_asset_matches(asset, event.tenant_id, event.asset_id, event.additional_attributes)
     first_step = event.steps[0]
     return Execution(
         tenant_id=event.tenant_id,
@@ -46,7 +55,7 @@ def build_execution(event: TriggerEvent, asset: Asset, now: datetime) -> Executi
         job_name=event.job_name,
         job_runner=event.job_runner,
         steps=[step.model_copy(deep=True) for step in event.steps],
-        additional_attributes=copy.deepcopy(event.additional_attributes),
+        additional_attributes={**copy.deepcopy(event.additional_attributes), **asset_target(asset)},
         control_name=first_step.name,
         control_image=first_step.uses,
         status=ExecutionStatus.PENDING,
@@ -102,13 +111,41 @@ def build_waiting_execution(event: TriggerEvent, now: datetime) -> Execution:
     return build_execution(event, placeholder, now).model_copy(update={"waiting_for_asset": event.asset_id})
 
 
-def check_asset_matches(asset: Asset, tenant_id: str, asset_id: str) -> None:
-    """Raises unless `asset` is the asset `asset_id` of the tenant."""
+def asset_target(asset: Asset) -> dict[str, str]:
+    """The attributes `asset` names that say where its jobs go (empty ones are not named)."""
+    named = {name: getattr(asset, name) for name in ASSET_TARGET_ATTRIBUTES}
+    if asset.asset_type == "repo":
+        named["original_repository"] = asset.asset_name
+    return {name: str(value) for name, value in named.items() if value}
+
+
+def target_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
+    """A trigger's own values of the target attributes, as text (kept while it waits for its asset)."""
+    names = (*ASSET_TARGET_ATTRIBUTES, "original_repository")
+    return {name: str(attributes[name]) for name in names if attributes.get(name) not in (None, "")}
+
+
+def check_asset_matches(
+    asset: Asset, tenant_id: str, asset_id: str, attributes: Mapping[str, Any] | None = None
+) -> None:
+    """Raises unless `asset` is the asset `asset_id` of the tenant, and the trigger's attributes name
+    no other installation, owner or repository than the asset does."""
     if asset.tenant_id != tenant_id or asset.asset_id != asset_id:
         raise AssetMismatchError(
             f"asset {asset.asset_id!r} of tenant {asset.tenant_id!r} does not match "
             f"the trigger's asset {asset_id!r} of tenant {tenant_id!r}"
         )
+    given = target_attributes(attributes or {})
+    for name, value in asset_target(asset).items():
+        if name in given and not _same(name, given[name], value):
+            raise AssetMismatchError(
+                f"the trigger's additional_attributes[{name!r}] {given[name]!r} contradicts "
+                f"its asset {asset_id!r}, which names {value!r}"
+            )
+
+
+def _same(name: str, given: str, value: str) -> bool:
+    return given.casefold() == value.casefold() if name in _CASE_INSENSITIVE else given == value
 
 
 def trigger_of(execution: Execution) -> TriggerEvent:

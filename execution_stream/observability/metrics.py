@@ -8,16 +8,35 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.operations.lag_report import PartitionLag
 from execution_stream.operations.lag_status import LagStatus
 from execution_stream.pipeline.records import Destination, Outgoing
+from execution_stream.pipeline.retrying import store_access_pauses
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OTHER_TENANTS = "other"
 COUNTED_STATUSES = {"pending": "created", "dispatched": "dispatched", "completed": "completed"}
 COUNTED_STATUSES |= {"failed": "failed", "canceled": "canceled"}
+
+
+class DependencyPauses(Collector):
+    """The pipeline's pauses because DynamoDB refused the service, read from the tally the pauses
+    keep (pipeline/retrying.py) whenever the metrics are scraped."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "execution_stream_dependency_pauses",
+            "Backoff pauses because a dependency refused the service itself (credentials, IAM, a "
+            "missing table): an operator's incident; records wait meanwhile. By dependency and error code.",
+            labels=["dependency", "reason"],
+        )
+        for code, count in sorted(store_access_pauses.items()):
+            family.add_metric(["dynamodb", code], count)
+        yield family
 
 
 @dataclass
@@ -48,6 +67,12 @@ class WorkerMetrics:
             "Time to hand one job to its runner.",
             ["runner"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.dispatches_set_aside = Counter(
+            "execution_stream_dispatches_set_aside",
+            "Jobs set aside because their runner was unavailable (e.g. a rate-limited GitHub installation).",
+            ["runner"],
             registry=r,
         )
         self.trigger_to_dispatch = Histogram(
@@ -84,6 +109,7 @@ class WorkerMetrics:
             ["topic", "partition", "status"],
             registry=r,
         )
+        r.register(DependencyPauses())
 
     def observe_sent(self, outgoing: Iterable[Outgoing]) -> None:
         """Counts what the pipeline stored and dead-lettered, from what it publishes about it."""

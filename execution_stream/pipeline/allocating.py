@@ -9,20 +9,21 @@ crash lost; dispatching drops it if it is done.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from execution_stream.domain import commits
 from execution_stream.domain.allocation import Admission, Allocator, Memory, Result
 from execution_stream.domain.models import ExecutionStatus, ExecutionStatusUpdate
-from execution_stream.pipeline.ports import QueueView
+from execution_stream.pipeline.ports import QueueView, TenantFilter, every_tenant
 from execution_stream.pipeline.records import (
     AllocationLease,
     AllocationMessageType,
     AllocationRefill,
     AllocationRelease,
     AllocationRequest,
+    AllocationSetAside,
     Destination,
     Effects,
     ExecutionRef,
@@ -48,6 +49,8 @@ class AllocationStep:
     memory: Memory
     queue_view: QueueView
     now: Callable[[], datetime]
+    # Retries sent by this worker, by execution id, with the retry time they answered.
+    _retries_sent: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.allocator = Allocator(self.table, self.limits.of, self.memory)
@@ -64,6 +67,15 @@ class AllocationStep:
         elif isinstance(message, AllocationLease):
             deadline = message.deadline_at.timestamp()
             result = allocator.set_deadline(tenant, message.execution_id, message.job_runner, deadline)
+        elif isinstance(message, AllocationSetAside):
+            result = allocator.set_aside(
+                tenant,
+                message.execution_id,
+                message.job_runner,
+                retry_at=message.retry_at.timestamp(),
+                attempt=message.attempt,
+                reason=message.reason,
+            )
         else:
             result = allocator.refill(tenant, message.job_runner, now=now)
         return result, _forwarded(result.admitted)
@@ -78,26 +90,56 @@ class AllocationStep:
             limit = self.allocator.limit(view.tenant_id, view.runner)
             self.queue_view.line_changed(view.tenant_id, view.runner, view.line, limit)
 
-    def overdue(self, timeout_seconds: float) -> Effects:
+    def overdue(self, timeout_seconds: float, owns: TenantFilter = every_tenant) -> Effects:
         """Failures to report for executions holding a slot past their deadline (the watchdog)."""
         now = self.now()
         effects = Effects()
         for late in self.allocator.overdue(now.timestamp(), timeout_seconds):
+            if not owns(late.tenant_id):
+                continue
+            error = (
+                TIMEOUT_ERROR
+                if late.set_aside is None
+                else f"{TIMEOUT_ERROR}: never dispatched: {late.set_aside}"
+            )
             update = ExecutionStatusUpdate(
                 tenant_id=late.tenant_id,
                 jit_event_id=late.jit_event_id,
                 execution_id=late.execution_id,
                 status=ExecutionStatus.FAILED,
-                error=TIMEOUT_ERROR,
+                error=error,
                 at=now,
             )
             effects.send(Destination.STATUS, late.tenant_id, encode(update))
         return effects
 
-    def waiting_by_tenant(self) -> list[tuple[str, int, float | None]]:
+    def due_retries(self, owns: TenantFilter = every_tenant) -> Effects:
+        """Set-aside dispatches whose time has come go to enrich-and-dispatch again, once per
+        retry time from this worker (a new failure sets a new time)."""
+        effects = Effects()
+        due = [d for d in self.allocator.due_retries(self.now().timestamp()) if owns(d.tenant_id)]
+        due_ids = {retry.execution_id for retry in due}
+        self._retries_sent = {eid: at for eid, at in self._retries_sent.items() if eid in due_ids}
+        for retry in due:
+            if self._retries_sent.get(retry.execution_id) == retry.retry_at:
+                continue
+            self._retries_sent[retry.execution_id] = retry.retry_at
+            reference = ExecutionRef(
+                tenant_id=retry.tenant_id,
+                jit_event_id=retry.jit_event_id,
+                execution_id=retry.execution_id,
+                job_runner=retry.runner,
+                dispatch_attempt=retry.attempt,
+            )
+            effects.send(Destination.ENRICH, retry.tenant_id, encode(reference))
+        return effects
+
+    def waiting_by_tenant(self, owns: TenantFilter = every_tenant) -> list[tuple[str, int, float | None]]:
         """Per tenant: executions waiting for a slot, and since when the oldest waits."""
         waiting: dict[str, tuple[int, float | None]] = {}
         for view in self.allocator.lines():
+            if not owns(view.tenant_id):
+                continue
             count, oldest = waiting.get(view.tenant_id, (0, None))
             since = view.oldest_waiting_since
             if since is not None:
@@ -105,12 +147,12 @@ class AllocationStep:
             waiting[view.tenant_id] = (count + view.line.queued, oldest)
         return [(tenant, count, oldest) for tenant, (count, oldest) in waiting.items()]
 
-    def refills(self) -> Effects:
+    def refills(self, owns: TenantFilter = every_tenant) -> Effects:
         """A refill for every runner line with free slots and executions waiting (a raised limit)."""
         effects = Effects()
         for view in self.allocator.lines():
             limit = self.allocator.limit(view.tenant_id, view.runner)
-            if view.line.queued and view.line.in_use < limit:
+            if owns(view.tenant_id) and view.line.queued and view.line.in_use < limit:
                 refill = AllocationRefill(tenant_id=view.tenant_id, job_runner=view.runner)
                 effects.send(Destination.ALLOCATE, view.tenant_id, encode(refill))
         return effects

@@ -18,7 +18,11 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
+from execution_stream.domain.dispatch import (
+    DispatchRefusedError,
+    DispatchRetryPolicy,
+    DispatchUnavailableError,
+)
 from execution_stream.domain.enrichment import (
     DispatchTargetError,
     build_dispatched_job,
@@ -26,7 +30,12 @@ from execution_stream.domain.enrichment import (
 )
 from execution_stream.domain.executions import already_changed, previous_status
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
-from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus
+from execution_stream.domain.models import (
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    ExecutionStatusUpdate,
+)
 from execution_stream.domain.ports import (
     ExecutionKey,
     ExecutionRepository,
@@ -38,6 +47,7 @@ from execution_stream.observability.logs import job_fields
 from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.records import (
     AllocationLease,
+    AllocationSetAside,
     DeadLetterReason,
     Destination,
     Effects,
@@ -51,8 +61,8 @@ from execution_stream.pipeline.statuses import release_of
 
 logger = logging.getLogger(__name__)
 GITHUB_ACTIONS = "github_actions"
-_TRANSIENT = (RepositoryUnavailableError, DispatchUnavailableError)
 _DISPATCH_FAILURES = frozenset({DeadLetterReason.DISPATCH_REFUSED, DeadLetterReason.DISPATCH_TARGET_MISSING})
+_MARKED_NOT_FINISHED = frozenset({ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING})
 
 
 @dataclass
@@ -62,8 +72,10 @@ class DispatchStep:
     runner_jobs: RunnerJobPublisher
     status_topic: str
     timeout_seconds: int
+    retry_policy: DispatchRetryPolicy
     now: Callable[[], datetime]
     observe_dispatch: Callable[[str, float], None] = field(default=lambda runner, seconds: None)
+    observe_set_aside: Callable[[str], None] = field(default=lambda runner: None)
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         effects = Effects()
@@ -72,8 +84,9 @@ class DispatchStep:
             execution = self._decode(record, effects)
             if execution is not None:
                 executions[execution.execution_id] = (record, execution)
-        # Each execution until it is done: retrying the whole batch instead would lose the events
-        # of those already marked (a replay finds them dispatched) and could send a job twice.
+        # A job whose runner is unavailable is set aside inside `_dispatch`; what is retried here is
+        # DynamoDB, for every tenant alike. Each execution until it is done: retrying the whole batch
+        # instead would lose the events of those already marked and could send a job twice.
         waiting, attempt = list(executions.values()), 0
         while waiting:
             results = await asyncio.gather(
@@ -81,7 +94,7 @@ class DispatchStep:
             )
             failed = [(item, r) for item, r in zip(waiting, results, strict=True) if r is not None]
             for _, error in failed:
-                if not isinstance(error, _TRANSIENT):
+                if not isinstance(error, RepositoryUnavailableError):
                     raise error
             waiting = [item for item, _ in failed]
             if waiting:
@@ -104,13 +117,8 @@ class DispatchStep:
             if stored is not None:
                 self._fail_again(record, stored, effects)
             return
-        if stored.status is ExecutionStatus.DISPATCHED:
-            # A replay: a crash may have come between the mark and its event, or its lease. Sent
-            # again, they are the same ones (at-least-once, as every record here).
-            event = ExecutionEvent.from_change(stored, ExecutionStatus.PENDING)
-            effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
-            if stored.deadline_at is not None:
-                self._lease(stored, parse_timestamp(stored.deadline_at), effects)
+        if stored.status in _MARKED_NOT_FINISHED:
+            await self._replay_mark(stored, effects)
         if stored.status is not ExecutionStatus.PENDING:
             return
         dispatched_at = self.now()
@@ -123,6 +131,9 @@ class DispatchStep:
         except DispatchRefusedError as error:
             await self._fail(record, stored, DeadLetterReason.DISPATCH_REFUSED, str(error), effects)
             return
+        except DispatchUnavailableError as error:
+            self._set_aside(reference, error, effects)
+            return
         # The job is with its runner now: only the mark is retried, never the hand-over.
         change = StatusChange(ExecutionStatus.DISPATCHED, dispatched_at, deadline_at=deadline_at)
         for attempt in itertools.count():
@@ -133,6 +144,26 @@ class DispatchStep:
             else:
                 break
         self._lease(stored, deadline_at, effects)
+
+    def _set_aside(self, reference: ExecutionRef, error: DispatchUnavailableError, effects: Effects) -> None:
+        """The runner cannot take the job now: its slot's holder keeps it, with the time to try again,
+        and the batch goes on (the watchdog fails it once its timeout passes)."""
+        attempt = reference.dispatch_attempt
+        retry_at = self.now() + timedelta(seconds=self.retry_policy.delay(attempt, error.retry_after))
+        ids = job_fields(reference.tenant_id, reference.jit_event_id, reference.execution_id)
+        logger.warning(
+            "dispatch set aside: %s", error.reason, extra={**ids, "retry_at": retry_at.isoformat()}
+        )
+        aside = AllocationSetAside(
+            tenant_id=reference.tenant_id,
+            execution_id=reference.execution_id,
+            job_runner=reference.job_runner,
+            retry_at=retry_at,
+            attempt=attempt + 1,
+            reason=error.reason,
+        )
+        effects.send(Destination.ALLOCATE, reference.tenant_id, encode(aside))
+        self.observe_set_aside(reference.job_runner)
 
     def _lease(self, execution: Execution, deadline_at: datetime, effects: Effects) -> None:
         """The slot's holder learns the deadline the runner and the item have."""
@@ -190,3 +221,34 @@ class DispatchStep:
             return
         event = ExecutionEvent.from_change(changed, previous)
         effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+        if change.status is ExecutionStatus.DISPATCHED:
+            self._send_held_reports(changed, result.held_reports, effects)
+
+    async def _replay_mark(self, stored: Execution, effects: Effects) -> None:
+        """A replay of a marked job: a crash may have come before the mark's event, its lease or the
+        reports it found held were all sent. Sent again, they are the same ones (at-least-once, as
+        every record here); the reports also while the job runs, since some of them may be applied."""
+        held = await self.repository.held_reports(ExecutionKey.of(stored))
+        if stored.status is ExecutionStatus.DISPATCHED:
+            event = ExecutionEvent.from_change(stored, ExecutionStatus.PENDING)
+            effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
+            if stored.deadline_at is not None:
+                self._lease(stored, parse_timestamp(stored.deadline_at), effects)
+        self._send_held_reports(stored, held, effects)
+
+    def _send_held_reports(
+        self, execution: Execution, reports: Sequence[StatusChange], effects: Effects
+    ) -> None:
+        """Runners' reports that overtook the mark (held on the item) go to the status step again, in
+        their order, now that the lifecycle takes them."""
+        for report in reports:
+            update = ExecutionStatusUpdate(
+                tenant_id=execution.tenant_id,
+                jit_event_id=execution.jit_event_id,
+                execution_id=execution.execution_id,
+                status=report.status,
+                has_findings=report.has_findings,
+                error=report.error,
+                at=report.at,
+            )
+            effects.send(Destination.STATUS, execution.tenant_id, encode(update))

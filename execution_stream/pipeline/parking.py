@@ -24,7 +24,7 @@ from execution_stream.domain.commits import Write
 from execution_stream.domain.executions import AssetMismatchError, check_asset_matches, trigger_of
 from execution_stream.domain.models import Asset, ExecutionEvent, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey, ExecutionRepository, StatusChange
-from execution_stream.pipeline.ports import AssetLookup
+from execution_stream.pipeline.ports import AssetLookup, TenantFilter, every_tenant
 from execution_stream.pipeline.records import (
     AllocationRequest,
     DeadLetterReason,
@@ -70,13 +70,15 @@ class ParkingStep:
     def commit(self, writes: list[Write]) -> None:
         commits.apply(self.table, writes)
 
-    def wake_ups(self) -> Effects:
+    def wake_ups(self, owns: TenantFilter = every_tenant) -> Effects:
         """A wake-up for every group whose asset arrived or whose oldest trigger waited too long."""
         effects, now = Effects(), self.now().timestamp()
         for key, group in list(self.table.items()):
             if not key.startswith("G#"):
                 continue
             _, tenant, asset_id = key.split("#", 2)
+            if not owns(tenant):
+                continue
             overdue = now - group["head_first_seen_at"] >= self.wait_seconds
             if overdue or self.assets.get(asset_id) is not None:
                 effects.send(Destination.WAITING, tenant, encode(WakeUp(tenant_id=tenant, asset_id=asset_id)))
@@ -120,7 +122,7 @@ class ParkingStep:
 
     async def _complete(self, parked: ParkedTrigger, asset: Asset, effects: Effects) -> None:
         try:
-            check_asset_matches(asset, parked.tenant_id, parked.asset_id)
+            check_asset_matches(asset, parked.tenant_id, parked.asset_id, parked.target_attributes)
         except AssetMismatchError as error:
             await self._fail(parked, DeadLetterReason.ASSET_MISMATCH, str(error), effects)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from execution_stream.domain.allocation import Queued, RunnerLine
@@ -37,3 +38,11 @@ class NoQueueView:
 
     def line_changed(self, tenant_id: str, runner: str, line: RunnerLine, limit: int) -> None:
         return None
+
+
+# Which tenants a timer acts on: those whose partitions this worker processes now.
+TenantFilter = Callable[[str], bool]
+
+
+def every_tenant(tenant: str) -> bool:
+    return True

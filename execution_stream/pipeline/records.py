@@ -32,6 +32,7 @@ class DeadLetterReason(StrEnum):
     DISPATCH_REFUSED = "dispatch_refused"
     DISPATCH_TARGET_MISSING = "dispatch_target_missing"
     STORE_REFUSED = "store_refused"
+    STATUS_NOT_REPORTABLE = "status_not_reportable"
     PROCESSING_FAILED = "processing_failed"
 
 
@@ -95,6 +96,8 @@ class ExecutionRef(BaseModel):
     jit_event_id: str
     execution_id: str
     job_runner: str
+    # How many times its dispatch was set aside already (a retry's backoff grows with it).
+    dispatch_attempt: int = 0
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionRef:
@@ -159,7 +162,23 @@ class AllocationRefill(BaseModel):
     job_runner: str
 
 
-AllocationMessageType = AllocationRequest | AllocationRelease | AllocationLease | AllocationRefill
+class AllocationSetAside(BaseModel):
+    """A holder's dispatch could not be done now (its runner is unavailable): try again at retry_at."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["set_aside"] = "set_aside"
+    tenant_id: str
+    execution_id: str
+    job_runner: str
+    retry_at: datetime
+    attempt: int
+    reason: str
+
+
+AllocationMessageType = (
+    AllocationRequest | AllocationRelease | AllocationLease | AllocationRefill | AllocationSetAside
+)
 AllocationMessage = Annotated[AllocationMessageType, Field(discriminator="type")]
 allocation_message = TypeAdapter[AllocationMessageType](AllocationMessage)
 
@@ -177,6 +196,8 @@ class ParkedTrigger(BaseModel):
     asset_id: str
     first_seen_at: float
     source: dict[str, Any]
+    # The trigger's own installation, owner and repository, checked against the asset when it comes.
+    target_attributes: dict[str, str] = Field(default_factory=dict)
 
 
 class WakeUp(BaseModel):

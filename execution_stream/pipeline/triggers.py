@@ -16,6 +16,7 @@ from execution_stream.domain.executions import (
     AssetMismatchError,
     build_execution,
     build_waiting_execution,
+    target_attributes,
 )
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, TriggerEvent
 from execution_stream.domain.ports import CreateResult, ExecutionKey, ExecutionRepository, RepositoryError
@@ -137,6 +138,7 @@ class TriggerStep:
             # When it was stored: a replay parks it again with the same time, so its wait does not restart.
             first_seen_at=parse_timestamp(stored.created_at).timestamp(),
             source=source,
+            target_attributes=target_attributes(stored.additional_attributes),
         )
 
     async def _create(self, prepared: Sequence[Prepared], effects: Effects) -> list[CreateResult | None]:

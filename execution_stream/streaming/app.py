@@ -6,7 +6,6 @@ Every agent runs with concurrency 1 (faust-streaming#606): parallelism comes fro
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -16,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from pydantic import ValidationError
 
 from execution_stream.domain.allocation import Memory
+from execution_stream.domain.dispatch import DispatchRetryPolicy
 from execution_stream.domain.ports import UpdateOutcome
 from execution_stream.observability.metrics import WorkerMetrics
 from execution_stream.operations.lag import lag_report
@@ -26,19 +25,20 @@ from execution_stream.operations.lag_status import StatusTracker
 from execution_stream.pipeline.allocating import AllocationStep, Limits
 from execution_stream.pipeline.dispatching import DispatchStep
 from execution_stream.pipeline.parking import ParkingStep
+from execution_stream.pipeline.ports import TenantFilter
 from execution_stream.pipeline.records import (
-    DeadLetterReason,
     Destination,
     Effects,
     SourceRecord,
     allocation_message,
-    dead_letter,
     waiting_message,
 )
 from execution_stream.pipeline.statuses import StatusStep
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.settings import Settings
+from execution_stream.streaming.decoding import dead_letter_failed, decode_keyed_by_tenant
 from execution_stream.streaming.faust_fixes import StalledPartitions
+from execution_stream.streaming.partitions import tenant_partition
 from execution_stream.streaming.resources import PipelineResources, utc_now
 from execution_stream.streaming.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS
 from execution_stream.streaming.wiring import (
@@ -46,7 +46,6 @@ from execution_stream.streaming.wiring import (
     Sender,
     TopicRunnerJobs,
     process_batches,
-    source_record,
     until_done,
 )
 
@@ -119,6 +118,7 @@ class PipelineApp:
         timer = self.app.timer
         timer(self.settings.asset_wait_check_seconds)(self.wake_parked_triggers)
         timer(self.settings.watchdog_interval_seconds)(self.fail_overdue_executions)
+        timer(self.settings.dispatch_retry_check_seconds)(self.retry_set_aside_dispatches)
         timer(self.settings.watchdog_interval_seconds)(self.publish_pending_metrics)
         timer(self.settings.lag_metrics_interval_seconds, on_leader=True)(self.publish_lag_metrics)
         timer(self.settings.stalled_partition_check_seconds)(self.heal_stalled_partitions)
@@ -157,8 +157,12 @@ class PipelineApp:
                 TopicRunnerJobs(self.topics[Destination.RUNNER_JOBS]),
                 settings.topic_execution_status,
                 settings.job_timeout_seconds,
+                DispatchRetryPolicy(
+                    settings.dispatch_retry_first_seconds, settings.dispatch_retry_max_seconds
+                ),
                 utc_now,
                 lambda runner, seconds: metrics.dispatch_seconds.labels(runner).observe(seconds),
+                lambda runner: metrics.dispatches_set_aside.labels(runner).inc(),
             ),
             status=StatusStep(resources.repository, self._count_update),
         )
@@ -187,14 +191,14 @@ class PipelineApp:
     async def allocate(self, stream: Any) -> None:
         step = (await self.steps()).allocation
         async for event in stream.events():
-            message = _decode(allocation_message, event)
+            message = decode_keyed_by_tenant(allocation_message, event)
             if isinstance(message, Effects):
                 await self.sender.send_until_done(message, "allocate")
                 continue
             try:
                 result, effects = step.handle(message)
             except Exception as error:
-                await self.sender.send_until_done(_failed(event, error, "allocate"), "allocate")
+                await self.sender.send_until_done(dead_letter_failed(event, error, "allocate"), "allocate")
                 continue
             # Sent before the writes are applied: the table never runs ahead of what was sent.
             await self.sender.send_until_done(effects, "allocate")
@@ -203,20 +207,25 @@ class PipelineApp:
     async def parked_triggers(self, stream: Any) -> None:
         step = (await self.steps()).parking
         async for event in stream.events():
-            message = _decode(waiting_message, event)
+            message = decode_keyed_by_tenant(waiting_message, event)
             if isinstance(message, Effects):
                 await self.sender.send_until_done(message, "parked_triggers")
                 continue
             try:
                 writes, effects = await until_done(partial(step.handle, message), "parking")
             except Exception as error:
-                await self.sender.send_until_done(_failed(event, error, "parked_triggers"), "parked_triggers")
+                await self.sender.send_until_done(
+                    dead_letter_failed(event, error, "parked_triggers"), "parked_triggers"
+                )
                 continue
             await self.sender.send_until_done(effects, "parked_triggers")
             step.commit(writes)
 
     async def wake_parked_triggers(self) -> None:
-        await self.sender.send((await self.steps()).parking.wake_ups())
+        owns = self.owned_tenants(self.settings.topic_trigger_waiting)
+        await self.sender.send_until_done(
+            (await self.steps()).parking.wake_ups(owns), "parked-trigger wake-ups"
+        )
 
     async def heal_stalled_partitions(self) -> None:
         for tp, offset in (await self.stalled_partitions.heal(self.app.consumer)).items():
@@ -227,18 +236,32 @@ class PipelineApp:
 
     async def fail_overdue_executions(self) -> None:
         step = (await self.steps()).allocation
-        await self.sender.send(step.overdue(self.settings.job_timeout_seconds))
-        await self.sender.send(step.refills())
+        owns = self.owned_tenants(self.settings.topic_allocate_runner_resource)
+        await self.sender.send_until_done(step.overdue(self.settings.job_timeout_seconds, owns), "watchdog")
+        await self.sender.send_until_done(step.refills(owns), "refills")
+
+    async def retry_set_aside_dispatches(self) -> None:
+        step = (await self.steps()).allocation
+        owns = self.owned_tenants(self.settings.topic_allocate_runner_resource)
+        await self.sender.send_until_done(step.due_retries(owns), "set-aside dispatches")
 
     async def publish_pending_metrics(self) -> None:
         now = utc_now().timestamp()
         queued: dict[str, int] = {}
         oldest_age: dict[str, float] = {}
         step = (await self.steps()).allocation
-        for tenant, count, oldest in step.waiting_by_tenant():
+        owns = self.owned_tenants(self.settings.topic_allocate_runner_resource)
+        for tenant, count, oldest in step.waiting_by_tenant(owns):
             queued[tenant] = count
             oldest_age[tenant] = now - oldest if oldest is not None else 0.0
         self.metrics.set_pending(queued, oldest_age)
+
+    def owned_tenants(self, topic: str) -> TenantFilter:
+        """Tenants whose partition of `topic` this worker processes now: a table also holds standby
+        copies of other workers' partitions, which their own timers act on."""
+        actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        partitions = self.settings.kafka_partitions
+        return lambda tenant: tenant_partition(tenant, partitions) in actives
 
     async def publish_lag_metrics(self) -> None:
         try:
@@ -247,23 +270,3 @@ class PipelineApp:
             logger.warning("measuring the group's lag failed", exc_info=True)
             return
         self.metrics.set_lag(partition for group in report.groups for partition in group.partitions)
-
-
-def _decode(adapter: Any, event: Any) -> Any:
-    """The message, or the effects that dead-letter it."""
-    try:
-        return adapter.validate_python(json.loads(event.message.value))
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValidationError) as error:
-        effects = Effects()
-        effects.outgoing.append(dead_letter(source_record(event), DeadLetterReason.INVALID, str(error)))
-        return effects
-
-
-def _failed(event: Any, error: Exception, what: str) -> Effects:
-    """A record no retry can process is dead-lettered, so that its partition goes on."""
-    logger.error("%s failed on a record; dead-lettered", what, exc_info=error)
-    effects = Effects()
-    effects.outgoing.append(
-        dead_letter(source_record(event), DeadLetterReason.PROCESSING_FAILED, repr(error))
-    )
-    return effects

@@ -74,6 +74,8 @@ class PipelineResources(Service):
                 settings.github_api_url,
                 settings.github_app_id,
                 settings.github_app_private_key.get_secret_value(),
+                max_attempts=settings.github_max_attempts,
+                request_timeout_seconds=settings.github_request_timeout_seconds,
             )
             self._github = await self._exits.enter_async_context(dispatcher)
         client = await self._exits.enter_async_context(open_client(settings))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from aiokafka import AIOKafkaProducer
+
 from execution_stream.domain.models import Execution, ExecutionStatus
 from tests.e2e.conftest import Pipeline
 from tests.support.ledger import asset_record, executions_of, slot_holders, trigger_record
-from tests.support.pipeline import TopicReader, as_json, produce
+from tests.support.pipeline import TopicReader, as_json, produce, read_topic
 
 A, B = "tenant-a", "tenant-b"
 
@@ -111,27 +113,34 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_good_ones_flow(pi
         A,
         4,
         runner="github_actions",
-        additional_attributes={
-            "owner": "acme",
-            "original_repository": "refused-repo",
-            "installation_id": "7",
-        },
+        additional_attributes={"workflow_repository": "refused-repo"},
     )
+    # Another tenant's installation: the asset names where its jobs go, not the trigger.
+    foreign = trigger_record(A, 6, runner="github_actions", additional_attributes={"installation_id": "7"})
     unknown_asset = trigger_record(A, 3, asset_id="asset-nobody-knows")
     await produce(
         settings,
         settings.topic_trigger_execution,
-        [(A, b"\x00\xffnot json"), (A, missing_tenant), unknown_asset, refused, trigger_record(A, 5)],
+        [
+            (A, b"\x00\xffnot json"),
+            (A, missing_tenant),
+            unknown_asset,
+            refused,
+            foreign,
+            trigger_record(A, 5),
+        ],
     )
     dlq = TopicReader(settings, settings.topic_execution_dlq)
     await dlq.start()
     try:
-        await dlq.wait_for(lambda r: len(r.records) >= 4, 60, "four dead letters")
+        await dlq.wait_for(lambda r: len(r.records) >= 5, 60, "five dead letters")
     finally:
         await dlq.stop()
 
     reasons = Counter(dlq.headers_of(record)["dlq.reason"] for record in dlq.records)
-    assert reasons == Counter(["not_json", "invalid", "asset_not_found", "dispatch_refused"])
+    assert reasons == Counter(
+        ["not_json", "invalid", "asset_not_found", "dispatch_refused", "asset_mismatch"]
+    )
     invalid = next(r for r in dlq.records if dlq.headers_of(r)["dlq.reason"] == "invalid")
     assert "tenant_id" in dlq.headers_of(invalid)["dlq.message"]
     assert invalid.value == missing_tenant
@@ -196,3 +205,34 @@ async def test_a_job_that_never_reports_fails_with_timeout_and_frees_its_slot(pi
     await pipeline.eventually(first_timed_out, "the silent job failed and the next one dispatched")
     failed = next(e for e in await executions_of(pipeline.repository, [A]) if e.jit_event_id == "event-0")
     assert failed.error == "timeout"
+
+
+async def test_an_internal_record_whose_key_is_not_its_tenant_is_dead_lettered_and_the_agent_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    """A null, non-UTF-8 or foreign key on allocate-runner-resource would put the tenant's state on
+    another partition: such a record is dead-lettered, and the next ones are processed."""
+    settings = pipeline.settings
+    await produce(settings, settings.topic_assets, [asset_record(A, f"asset-{A}")])
+    pipeline.start_worker()
+    request = as_json(
+        {"type": "request", "tenant_id": A, "jit_event_id": "e", "execution_id": "x" * 32, "job_runner": "r"}
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for key in (None, b"\xff\xfe", B.encode()):
+            await producer.send_and_wait(settings.topic_allocate_runner_resource, key=key, value=request)
+    finally:
+        await producer.stop()
+    await produce(settings, settings.topic_trigger_execution, [trigger_record(A, 0)])
+
+    async def dispatched() -> bool:
+        return by_status(await executions_of(pipeline.repository, [A]), A) == {"dispatched": ["event-0"]}
+
+    await pipeline.eventually(dispatched, "a trigger after the bad records dispatched")
+    dlq = await read_topic(settings, settings.topic_execution_dlq)
+    headers = [dlq.headers_of(record) for record in dlq.records]
+    assert [h["dlq.reason"] for h in headers] == ["invalid"] * 3
+    assert {h["dlq.topic"] for h in headers} == {settings.topic_allocate_runner_resource}
+    assert all("key must be its tenant_id" in h["dlq.message"] for h in headers)

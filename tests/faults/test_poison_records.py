@@ -34,7 +34,14 @@ KB = 1024
 
 def document(number: int, **changes: Any) -> dict[str, Any]:
     """A valid trigger document of TENANT, as JSON-ready data, with `changes` applied."""
-    event = trigger_event(TENANT, f"poison-{number}", f"asset-{TENANT}", job_runner="jit_runner")
+    attributes = {"owner": "acme-1", "original_repository": "repo-1", "ratio": 0.5}  # as its asset says
+    event = trigger_event(
+        TENANT,
+        f"poison-{number}",
+        f"asset-{TENANT}",
+        job_runner="jit_runner",
+        additional_attributes=attributes,
+    )
     return {**event.model_dump(mode="json"), **changes}
 
 
@@ -93,6 +100,7 @@ def odd_but_good(first_number: int) -> list[PlannedTrigger]:
     """Valid triggers that look odd: each must become an execution like any other."""
 
     def event(number: int, jit_event_id: str, **overrides: Any) -> Any:
+        overrides.setdefault("additional_attributes", {"owner": "acme-1", "original_repository": "repo-1"})
         return trigger_event(TENANT, jit_event_id, f"asset-{TENANT}", job_runner="jit_runner", **overrides)
 
     unknown = event(first_number, "odd-unknown-fields")

@@ -370,3 +370,70 @@ async def test_a_private_key_with_escaped_newlines_is_accepted(standin: GithubSt
         await dispatcher.dispatch(TARGET)
 
     assert len(standin.dispatches) == 1
+
+
+OTHER_INSTALLATION = "31337"
+OTHER_TARGET = replace(TARGET, installation_id=OTHER_INSTALLATION, owner="other-org")
+
+
+async def test_a_rate_limited_installation_is_unavailable_until_its_reset_and_others_go_on(
+    keys: AppKey,
+) -> None:
+    installations = {INSTALLATION_ID: OWNER, OTHER_INSTALLATION: "other-org"}
+    async with (
+        running_github_standin(APP_ID, keys.public_pem, installations=installations) as standin,
+        dispatcher_for(standin.url, keys.private_pem) as dispatcher,
+    ):
+        standin.set_faults(rate_limited_installations={INSTALLATION_ID: 3000})
+        started = time.monotonic()
+
+        with pytest.raises(DispatchUnavailableError) as first:
+            await dispatcher.dispatch(TARGET)
+        with pytest.raises(DispatchUnavailableError) as second:
+            await dispatcher.dispatch(TARGET)
+        await dispatcher.dispatch(OTHER_TARGET)
+
+        assert time.monotonic() - started < 2  # nothing waited for the reset
+        assert first.value.retry_after is not None
+        assert 2990 <= first.value.retry_after <= 3001
+        assert "rate limit exceeded" in first.value.reason
+        assert second.value.retry_after is not None
+        assert second.value.retry_after <= first.value.retry_after
+        assert calls(standin, DISPATCH_PATH) == [403]  # the second never reached GitHub
+        assert [d.installation_id for d in standin.dispatches] == [OTHER_INSTALLATION]
+        assert set(dispatcher.blocked_installations()) == {INSTALLATION_ID}
+
+
+async def test_a_secondary_rate_limit_without_a_time_waits_a_minute(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    secondary = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+    standin.set_faults(fail_times=1, fail_status=403, fail_message=secondary)
+
+    with pytest.raises(DispatchUnavailableError) as unavailable:
+        await dispatcher.dispatch(TARGET)
+
+    assert unavailable.value.retry_after == 60
+    assert calls(standin, DISPATCH_PATH) == [403]
+
+
+async def test_a_403_that_is_no_rate_limit_is_refused(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(fail_times=1, fail_status=403, fail_message="Resource not accessible by integration")
+
+    with pytest.raises(DispatchRefusedError):
+        await dispatcher.dispatch(TARGET)
+
+
+async def test_a_dispatch_applied_but_answered_too_late_is_sent_again(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    """The window README "Delivery" documents: GitHub's dispatch API has no idempotency key, so a
+    dispatch whose answer did not come in time cannot be told from one that was never applied."""
+    standin.set_faults(apply_then_hang_times=1, hang_seconds=REQUEST_TIMEOUT * 4)
+
+    await dispatcher.dispatch(TARGET)
+
+    assert len(standin.dispatches) == 2
+    assert calls(standin, DISPATCH_PATH)[-1] == 204

@@ -51,8 +51,15 @@ class Faults(BaseModel):
     fail_times: int = Field(default=0, ge=0)  # answer fail_status unprocessed
     fail_status: int = Field(default=500, ge=400, le=599)
     retry_after: float | None = None  # sent with fail_status as Retry-After
+    fail_message: str = "Server Error"
     reject_token_times: int = Field(default=0, ge=0)  # 401 to a valid token, which is revoked
     refuse_repos: list[str] = Field(default_factory=list)  # "repo" or "owner/repo": 422
+    # Installations whose rate limit is used up, with the seconds (from when the faults are set)
+    # until it resets: meanwhile their dispatches answer 403 with GitHub's headers.
+    rate_limited_installations: dict[str, float] = Field(default_factory=dict)
+    # Dispatches applied, then answered only after hang_seconds (a client that gives up first
+    # cannot know the workflow started).
+    apply_then_hang_times: int = Field(default=0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ class _RefusedError(Exception):
 @dataclass
 class _State:
     faults: Faults = field(default_factory=Faults)
+    rate_limit_resets: dict[str, float] = field(default_factory=dict)  # installation -> epoch
     dispatches: list[RecordedDispatch] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     issued: list[IssuedToken] = field(default_factory=list)
@@ -143,6 +151,8 @@ class GithubStandin:
     def set_faults(self, **fields: Any) -> Faults:
         """Replace every fault at once; no argument clears them."""
         self._state.faults = Faults.model_validate(fields)
+        limited = self._state.faults.rate_limited_installations
+        self._state.rate_limit_resets = {inst: time.time() + seconds for inst, seconds in limited.items()}
         return self._state.faults
 
     def reset(self) -> None:
@@ -192,6 +202,8 @@ class GithubStandin:
             faults.reject_token_times -= 1
             del self._state.live[token.token]
             raise _RefusedError(401, "Bad credentials")
+        if self._state.rate_limit_resets.get(token.installation_id, 0.0) > time.time():
+            raise self._rate_limited(token.installation_id)
         owner, repo, workflow = (request.match_info[name] for name in ("owner", "repo", "workflow"))
         if self._installations is not None and self._installations[token.installation_id] != owner:
             raise _RefusedError(404, "Not Found")
@@ -211,7 +223,21 @@ class GithubStandin:
                 api_version=request.headers.get("X-GitHub-Api-Version"),
             )
         )
+        if faults.apply_then_hang_times > 0:
+            faults.apply_then_hang_times -= 1
+            await asyncio.sleep(faults.hang_seconds)
         return web.Response(status=204)
+
+    def _rate_limited(self, installation_id: str) -> _RefusedError:
+        """GitHub's answer once an installation's primary rate limit is used up."""
+        headers = {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-used": "5000",
+            "x-ratelimit-reset": str(int(self._state.rate_limit_resets[installation_id])),
+            "x-ratelimit-resource": "core",
+        }
+        return _RefusedError(403, f"API rate limit exceeded for installation ID {installation_id}.", headers)
 
     async def _fault(self, endpoint: str) -> None:
         """Answer as the programmed fault says, before the request is processed."""
@@ -225,7 +251,7 @@ class GithubStandin:
         if faults.fail_times > 0:
             faults.fail_times -= 1
             headers = {"Retry-After": f"{faults.retry_after:g}"} if faults.retry_after is not None else {}
-            raise _RefusedError(faults.fail_status, "Server Error", headers)
+            raise _RefusedError(faults.fail_status, faults.fail_message, headers)
 
     def _check_app_jwt(self, authorization: str) -> None:
         scheme, _, token = authorization.partition(" ")

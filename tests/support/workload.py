@@ -30,9 +30,8 @@ from aiokafka.errors import KafkaError
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.models import ExecutionStatus, TriggerEvent
 from execution_stream.settings import Settings
-from tests.factories import trigger_event
+from tests.factories import asset, trigger_event
 from tests.support.github_standin import GithubStandin
-from tests.support.ledger import asset_record
 from tests.support.pipeline import as_json
 
 GITHUB = "github_actions"
@@ -78,22 +77,34 @@ def plan_triggers(count: int, tenants: int = 4, github_every: int = 5) -> list[P
     for number in range(count):
         tenant = f"tenant-{number % tenants}"
         runner = GITHUB if number % github_every == 0 else TOPIC_FED
-        overrides: dict[str, Any] = {}
+        # Each tenant's repository, as its asset names it (see asset_records).
+        attributes: dict[str, Any] = {
+            "owner": f"acme-{number % tenants}",
+            "original_repository": f"repo-{number % tenants}",
+        }
         if runner == GITHUB:
-            overrides["additional_attributes"] = {
-                "owner": f"acme-{number % tenants}",
-                "original_repository": f"repo-{number % tenants}",
-                "installation_id": GITHUB_INSTALLATION,
-                "branch": "main",
-            }
-        event = trigger_event(tenant, f"event-{number}", f"asset-{tenant}", job_runner=runner, **overrides)
+            attributes |= {"installation_id": GITHUB_INSTALLATION, "branch": "main"}
+        event = trigger_event(
+            tenant, f"event-{number}", f"asset-{tenant}", job_runner=runner, additional_attributes=attributes
+        )
         planned.append(PlannedTrigger.of(number, event))
     return planned
 
 
 def asset_records(triggers: Iterable[PlannedTrigger]) -> list[tuple[str, bytes]]:
-    tenants = sorted({t.tenant_id for t in triggers})
-    return [asset_record(tenant, f"asset-{tenant}") for tenant in tenants]
+    """Each tenant's asset, naming the organisation and repository its GitHub triggers name (the
+    service refuses a trigger that contradicts its asset)."""
+    named: dict[str, dict[str, str]] = {}
+    for trigger in triggers:
+        attributes = json.loads(trigger.record[1])["additional_attributes"]
+        if "owner" in attributes and "original_repository" in attributes:
+            target = {"owner": attributes["owner"], "asset_name": attributes["original_repository"]}
+            named.setdefault(trigger.tenant_id, target)
+    records = []
+    for tenant, target in sorted(named.items()):
+        document = asset(tenant, f"asset-{tenant}").model_copy(update=target)
+        records.append((document.asset_id, as_json(document.model_dump(mode="json"))))
+    return records
 
 
 @dataclass

@@ -42,11 +42,13 @@ SEED_ATTRIBUTES: dict[str, Any] = {
 
 
 def seed_execution(**attribute_changes: Any) -> Execution:
-    """An execution whose attributes are the seed's, changed (a None value removes the attribute)."""
+    """An execution whose stored attributes are the seed's, changed (a None value removes the
+    attribute): as an execution stored before its asset named them, or from an asset that does not."""
     attributes = {**SEED_ATTRIBUTES, **attribute_changes}
     attributes = {name: value for name, value in attributes.items() if value is not None}
-    event = trigger_event(additional_attributes=attributes)
-    return build_execution(event, asset(), NOW - timedelta(minutes=5))
+    event = trigger_event(additional_attributes=SEED_ATTRIBUTES)
+    built = build_execution(event, asset(), NOW - timedelta(minutes=5))
+    return built.model_copy(update={"additional_attributes": attributes})
 
 
 def test_the_job_carries_every_field_of_the_execution_a_runner_needs() -> None:
@@ -107,7 +109,9 @@ def test_the_deadline_is_formatted_like_created_at() -> None:
 
 
 def test_vendor_details_that_are_absent_stay_unknown() -> None:
-    job = build_dispatched_job(execution(), STATUS_TOPIC, 60, NOW)  # attributes: owner only
+    bare = asset().model_copy(update={"installation_id": None, "app_id": None})
+    source = build_execution(trigger_event(), bare, NOW)  # attributes: owner only
+    job = build_dispatched_job(source, STATUS_TOPIC, 60, NOW)
 
     assert job.asset.owner == "jitsecurity"
     assert (job.asset.installation_id, job.asset.app_id) == (None, None)

@@ -79,7 +79,12 @@ def test_build_execution() -> None:
     )
     assert execution.created_at == "2022-04-24T11:30:18.143407"
     assert execution.created_at_ts == 1650799818
-    assert execution.additional_attributes == event.additional_attributes
+    # The trigger's attributes, with where the asset says its jobs go.
+    assert execution.additional_attributes == {
+        **event.additional_attributes,
+        "owner": "jitsecurity",
+        "original_repository": "execution-service",
+    }
     assert execution.steps == event.steps
     assert execution.entity_type == "job"
     assert execution.has_findings is False

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from execution_stream.domain.allocation import Memory
-from execution_stream.domain.dispatch import DispatchRefusedError
+from execution_stream.domain.dispatch import DispatchRefusedError, DispatchRetryPolicy
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
-from execution_stream.domain.executions import TransitionNotAllowedError, apply_status
+from execution_stream.domain.executions import TransitionNotAllowedError, apply_status, asset_target
 from execution_stream.domain.models import Asset, Execution, ExecutionStatus
 from execution_stream.domain.ports import (
     CreateResult,
@@ -50,6 +50,7 @@ S = ExecutionStatus
 class MemoryRepository:
     def __init__(self) -> None:
         self.items: dict[ExecutionKey, Execution] = {}
+        self.held: dict[ExecutionKey, list[StatusChange]] = {}
 
     async def create(self, execution: Execution) -> CreateResult:
         key = ExecutionKey.of(execution)
@@ -70,19 +71,39 @@ class MemoryRepository:
         stored = self.items.get(key)
         if stored is None:
             return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        held = tuple(self.held.get(key, ()))
         try:
             updated = apply_status(stored, change.status, change.at, change.has_findings, change.error)
         except TransitionNotAllowedError:
-            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
         if change.deadline_at is not None:
             updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
         self.items[key] = updated
-        return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated)
+        return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated, held)
+
+    async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        stored = self.items.get(key)
+        if stored is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        held = self.held.setdefault(key, [])
+        pending = stored.status is S.PENDING and stored.waiting_for_asset is None
+        if pending and change not in held:
+            held.append(change)
+        outcome = UpdateOutcome.HELD if pending and change in held else UpdateOutcome.REFUSED
+        return StatusUpdateResult(outcome, stored.status, stored, tuple(held))
+
+    async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
+        return tuple(self.held.get(key, ()))
 
     async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
         stored = self.items.get(key)
         if stored is not None and stored.waiting_for_asset and stored.status is S.PENDING:
-            fields = {"asset_name": asset.asset_name, "asset_type": asset.asset_type, "vendor": asset.vendor}
+            fields: dict[str, Any] = {
+                "asset_name": asset.asset_name,
+                "asset_type": asset.asset_type,
+                "vendor": asset.vendor,
+                "additional_attributes": {**stored.additional_attributes, **asset_target(asset)},
+            }
             self.items[key] = stored = stored.model_copy(update={**fields, "waiting_for_asset": None})
         return stored
 
@@ -95,6 +116,9 @@ class MemoryRepository:
 
 class Assets(dict[str, Asset]):
     pass
+
+
+RETRY_POLICY = DispatchRetryPolicy(first_seconds=5.0, max_seconds=300.0)
 
 
 class RecordingGithub:
@@ -256,7 +280,8 @@ async def test_the_allocator_forwards_references_up_to_the_limit_and_the_next_on
     for request in requests:
         forwarded += sent(handled(step, allocation_message.validate_python(request)), Destination.ENRICH)
     assert [f["jit_event_id"] for f in forwarded] == ["event-0"]
-    assert set(forwarded[0]) == {"tenant_id", "jit_event_id", "execution_id", "job_runner"}
+    reference_fields = {"tenant_id", "jit_event_id", "execution_id", "job_runner", "dispatch_attempt"}
+    assert set(forwarded[0]) == reference_fields
 
     again = handled(step, allocation_message.validate_python(requests[0]))
     assert [f["jit_event_id"] for f in sent(again, Destination.ENRICH)] == ["event-0"]  # held: again
@@ -288,7 +313,7 @@ async def stored_pending(repository: MemoryRepository, runner: str, **overrides:
 def dispatch_step(
     repository: MemoryRepository, github: RecordingGithub, jobs: RecordingRunnerJobs
 ) -> DispatchStep:
-    return DispatchStep(repository, github, jobs, "execution-status", 600, clock)
+    return DispatchStep(repository, github, jobs, "execution-status", 600, RETRY_POLICY, clock)
 
 
 async def test_a_topic_fed_job_is_published_marked_and_not_sent_again() -> None:
@@ -319,8 +344,7 @@ async def test_a_topic_fed_job_is_published_marked_and_not_sent_again() -> None:
 
 async def test_a_refused_github_dispatch_fails_the_execution_frees_its_slot_and_is_dead_lettered() -> None:
     repository = MemoryRepository()
-    attributes = {"owner": "acme", "original_repository": "repo", "installation_id": "7"}
-    execution = await stored_pending(repository, "github_actions", additional_attributes=attributes)
+    execution = await stored_pending(repository, "github_actions")
     step = dispatch_step(repository, RecordingGithub(refuse=True), RecordingRunnerJobs())
 
     record = source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")
