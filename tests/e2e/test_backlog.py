@@ -176,8 +176,10 @@ async def test_5000_queued_for_one_tenant_wait_in_order_beside_a_quiet_one_throu
     admitted = await admission_order(settings, BIG)
     assert admitted == list(range(len(admitted)))
     assert len(admitted) >= LIMIT + COMPLETED_IN_ORDER
-    # Jobs admitted in one round are dispatched side by side, so their arrival order may swap.
-    assert sorted(order) == list(range(COMPLETED_IN_ORDER))
+    # Jobs admitted in one round are dispatched side by side, so their arrival order may swap; the
+    # runner's last poll may bring one or two beyond the count, which it completes as well.
+    assert len(order) >= COMPLETED_IN_ORDER
+    assert sorted(order) == list(range(len(order)))
     assert events.most_held_at_once(BIG) <= LIMIT
     assert await largest_changelog_record(settings, TABLE_ALLOCATIONS) < MAX_CHANGELOG_RECORD
     assert len(events.with_status(quiet, "pending")) == QUIET_TRIGGERS
