@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -134,46 +134,21 @@ class DynamoDBExecutionRepository:
                 return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
             plan_item_slug = plan_item_slug or stored.plan_item_slug
         update = dynamodb_status.status_update(key, change, plan_item_slug)
-        try:
-            response = await self._client.update_item(
-                TableName=self._table,
-                Key=_primary_key(key),
-                ReturnValues="ALL_OLD",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **update,
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return await self._refused(key, error)
-            raise translate(error, "update execution status") from error
-        except BotoCoreError as error:
-            raise translate(error, "update execution status") from error
-        old_item = from_attribute_values(response["Attributes"])
-        old = execution_from_item(old_item)
+        old_item, applied = await self._update_item(key, "ALL_OLD", update, "update execution status")
+        if old_item is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        old, held = execution_from_item(old_item), dynamodb_status.held_reports_of(old_item)
+        if not applied:
+            return StatusUpdateResult(UpdateOutcome.REFUSED, old.status, old, held)
         updated = apply_status(old, change.status, change.at, change.has_findings, change.error)
         if change.deadline_at is not None:
             updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
-        held = dynamodb_status.held_reports_of(old_item)
         return StatusUpdateResult(UpdateOutcome.APPLIED, old.status, updated, held)
 
     async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         """One conditional UpdateItem appending the report; a report held already is HELD again."""
-        try:
-            response = await self._client.update_item(
-                TableName=self._table,
-                Key=_primary_key(key),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **dynamodb_status.report_holding(change),
-            )
-        except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise translate(error, "hold a status report") from error
-            item = await self._seen_item(error, key)
-        except BotoCoreError as error:
-            raise translate(error, "hold a status report") from error
-        else:
-            item = from_attribute_values(response["Attributes"])
+        holding = dynamodb_status.report_holding(change)
+        item, _ = await self._update_item(key, "ALL_NEW", holding, "hold a status report")
         if item is None:
             return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
         stored, held = execution_from_item(item), dynamodb_status.held_reports_of(item)
@@ -181,25 +156,30 @@ class DynamoDBExecutionRepository:
         return StatusUpdateResult(outcome, stored.status, stored, held)
 
     async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
+        completion = dynamodb_status.asset_completion(asset)
+        item, _ = await self._update_item(key, "ALL_NEW", completion, "complete a waiting execution")
+        return execution_from_item(item) if item is not None else None
+
+    async def _update_item(
+        self, key: ExecutionKey, returns: Literal["ALL_OLD", "ALL_NEW"], update: dict[str, Any], action: str
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """One conditional UpdateItem: the item it returns and True, or, when its condition failed,
+        the item the condition saw (None when there is none) and False."""
         try:
             response = await self._client.update_item(
                 TableName=self._table,
                 Key=_primary_key(key),
-                ReturnValues="ALL_NEW",
+                ReturnValues=returns,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **dynamodb_status.asset_completion(asset),
+                **update,
             )
         except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return await self._seen_by(error, key)
-            raise translate(error, "complete a waiting execution") from error
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise translate(error, action) from error
+            return await self._seen_item(error, key), False
         except BotoCoreError as error:
-            raise translate(error, "complete a waiting execution") from error
-        return execution_from_item(from_attribute_values(response["Attributes"]))
-
-    async def _seen_by(self, error: ClientError, key: ExecutionKey) -> Execution | None:
-        item = await self._seen_item(error, key)
-        return execution_from_item(item) if item is not None else None
+            raise translate(error, action) from error
+        return from_attribute_values(response["Attributes"]), True
 
     async def _seen_item(self, error: ClientError, key: ExecutionKey) -> dict[str, Any] | None:
         """The item a failed condition saw, or (endpoints that do not return it) a fresh read."""
@@ -207,17 +187,10 @@ class DynamoDBExecutionRepository:
         return from_attribute_values(old) if old else await self._item(key)
 
     async def _stored(self, error: ClientError, key: ExecutionKey) -> Execution:
-        stored = await self._seen_by(error, key)
-        if stored is None:
-            raise RepositoryError(f"execution {key.execution_id} vanished while it was being written")
-        return stored
-
-    async def _refused(self, key: ExecutionKey, error: ClientError) -> StatusUpdateResult:
         item = await self._seen_item(error, key)
         if item is None:
-            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
-        stored, held = execution_from_item(item), dynamodb_status.held_reports_of(item)
-        return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
+            raise RepositoryError(f"execution {key.execution_id} vanished while it was being written")
+        return execution_from_item(item)
 
     async def list(self, query: ExecutionQuery) -> ExecutionPage:
         """Newest first; `next_key` is None exactly when no item follows (reads one extra)."""
