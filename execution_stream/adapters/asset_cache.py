@@ -14,6 +14,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
+from execution_stream.adapters import kafka_fetching
 from execution_stream.domain.models import Asset
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,12 @@ class AssetCacheError(RuntimeError):
 class KafkaAssetCache:
     def __init__(self, bootstrap_servers: str, topic: str, catch_up_timeout_seconds: float = 60.0) -> None:
         self._topic = topic
+        kafka_fetching.apply()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level=kafka_fetching.READ_COMMITTED,
         )
         self._catch_up_timeout = catch_up_timeout_seconds
         self._assets: dict[str, Asset] = {}

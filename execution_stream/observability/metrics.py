@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from execution_stream.adapters.kafka_fetching import UndecodableBatch
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.operations.lag_report import PartitionLag
 from execution_stream.operations.lag_status import LagStatus
@@ -75,6 +76,12 @@ class WorkerMetrics:
             ["runner"],
             registry=r,
         )
+        self.undecodable_batches = Counter(
+            "execution_stream_undecodable_batches",
+            "Record batches that could not be decoded; their partition is held at the batch's offset.",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.trigger_to_dispatch = Histogram(
             "execution_stream_trigger_to_dispatch_seconds",
             "From the execution's creation to its dispatch.",
@@ -110,6 +117,9 @@ class WorkerMetrics:
             registry=r,
         )
         r.register(DependencyPauses())
+
+    def count_undecodable(self, batch: UndecodableBatch) -> None:
+        self.undecodable_batches.labels(batch.topic, str(batch.partition)).inc()
 
     def observe_sent(self, outgoing: Iterable[Outgoing]) -> None:
         """Counts what the pipeline stored and dead-lettered, from what it publishes about it."""

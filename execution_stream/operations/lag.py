@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupIdNotFound, KafkaConnectionError, KafkaError, for_code
 
+from execution_stream.adapters import kafka_fetching
 from execution_stream.adapters.kafka_topics import KafkaUnreachableError
 from execution_stream.operations.lag_render import render_json, render_text
 from execution_stream.operations.lag_report import GroupLag, LagReport, PartitionLag
@@ -131,8 +132,10 @@ class LagInspector:
         self._admin = AIOKafkaAdminClient(
             bootstrap_servers=self._servers, request_timeout_ms=request_timeout_ms
         )
+        kafka_fetching.apply()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._servers,
+            isolation_level=kafka_fetching.READ_COMMITTED,
             group_id=None,
             client_id="execution-stream-lag",
             enable_auto_commit=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faust.worker import Worker
 
+from execution_stream.adapters import kafka_fetching
 from execution_stream.observability.logs import configure_logging
 from execution_stream.observability.metrics import WorkerMetrics
 from execution_stream.settings import Settings
@@ -18,6 +19,7 @@ def run_worker(settings: Settings) -> int:
     configure_logging(settings.log_level)
     resources = PipelineResources(settings)
     metrics = WorkerMetrics()
+    kafka_fetching.on_undecodable(metrics.count_undecodable)
     app = build_app(settings, resources, metrics)
     web = WorkerWeb(settings.worker_web_host, settings.worker_web_port, resources, metrics)
     worker = Worker(
