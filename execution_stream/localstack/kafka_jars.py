@@ -17,7 +17,7 @@ KAFKA_JARS_DIR = POM_DIR / "target" / "kafka-libs"
 
 def ensure_kafka_jars() -> Path:
     jars = KAFKA_JARS_DIR
-    if any(jars.glob("kafka_2.13-*.jar")):
+    if any(jars.glob("kafka_2.13-*.jar")) and any(jars.glob("kafka-tools-[0-9]*.jar")):
         return jars
     if shutil.which("mvn") is None:
         raise StackError("Maven (mvn) is needed once to fetch the Kafka broker's jars")
