@@ -2,7 +2,8 @@
 
 `waiting_for_asset` and `queue_index` are the worker's bookkeeping: they are left out, and shown
 as what they mean, `waiting_reason` and `queue_position` (plus `limit` and `in_use` of the queue
-while it waits for capacity).
+while it waits for capacity). The trigger's trace context (`traceparent`, `tracestate`) is for the
+records the worker sends, and is left out too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from execution_stream.domain.models import Execution
 from execution_stream.domain.ports import ExecutionReader
 from execution_stream.domain.waiting import Waiting, runners_to_look_up, waiting_of
 
-HIDDEN_FIELDS = ("waiting_for_asset", "queue_index")
+HIDDEN_FIELDS = ("waiting_for_asset", "queue_index", "traceparent", "tracestate")
 
 
 async def api_items(

@@ -4,8 +4,8 @@ State lives in one key-value table (a faust table in the worker, a dict in tests
 per key, so that every operation reads and writes a handful of keys whatever the backlog. Each
 tenant and runner has a *line*, the head of a `commits.Commit`, and the keys that belong to it:
 - "L#<tenant>#<runner>"          the line: slots in use, the queue's head and tail, released ring
-- "H#<tenant>#<execution_id>"    a holder: runner, jit_event_id, granted_at, deadline_at
-- "Q#<tenant>#<index>#<runner>"  a queued execution's reference, at its index
+- "H#<tenant>#<execution_id>"    a holder: runner, jit_event_id, granted_at, deadline_at, trace context
+- "Q#<tenant>#<index>#<runner>"  a queued execution's reference (with its trace context), at its index
 - "M#<tenant>#<execution_id>"    where a waiting execution is queued, or that it was released lately
 - "R#<tenant>#<n>#<runner>"      the ring of released ids, forgotten by age and count
 Every key starts with the tenant, so it stays on the tenant's partition. Operations return the
@@ -33,7 +33,9 @@ from execution_stream.domain.runner_lines import (
     holder_key,
     line_key,
     member_key,
+    trace_of,
 )
+from execution_stream.domain.trace import TraceContext
 
 __all__ = [
     "Admission",
@@ -57,6 +59,7 @@ class Overdue:
     runner: str
     deadline_at: float
     set_aside: str | None = None  # why its dispatch waited, when it never left
+    trace: TraceContext | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class DueRetry:
     runner: str
     retry_at: float
     attempt: int
+    trace: TraceContext | None = None
 
 
 MAX_REASON_LENGTH = 300  # a holder's record stays small on the changelog
@@ -81,7 +85,14 @@ class Allocator:
         self.memory = memory
 
     def request(
-        self, tenant: str, execution_id: str, jit_event_id: str, runner: str, *, now: float
+        self,
+        tenant: str,
+        execution_id: str,
+        jit_event_id: str,
+        runner: str,
+        *,
+        now: float,
+        trace: TraceContext | None = None,
     ) -> Result:
         """Admit the execution into a free slot of its runner, or queue it behind those waiting.
 
@@ -91,7 +102,8 @@ class Allocator:
         line = self._line(tenant, runner)
         held = line.get(holder_key(tenant, execution_id))
         if held is not None:
-            return line.result(Outcome.DUPLICATE, [Admission(tenant, execution_id, jit_event_id, runner)])
+            again = Admission(tenant, execution_id, jit_event_id, runner, trace_of(held) or trace)
+            return line.result(Outcome.DUPLICATE, [again])
         member = line.get(member_key(tenant, execution_id))
         if member is not None:
             # Said again where it waits: a crash may have lost the first word of it.
@@ -101,9 +113,9 @@ class Allocator:
         line.forget_released(now)
         admitted = line.admit_waiting(now)
         if line.queued == 0 and line.in_use < line.limit:
-            admitted.append(line.grant(execution_id, jit_event_id, now))
+            admitted.append(line.grant(execution_id, jit_event_id, now, trace))
             return line.result(Outcome.ADMITTED, admitted)
-        queued = line.enqueue(execution_id, jit_event_id, now)
+        queued = line.enqueue(execution_id, jit_event_id, now, trace)
         return line.result(Outcome.QUEUED, admitted, queued)
 
     def release(self, tenant: str, execution_id: str, runner: str | None, *, now: float) -> Result:
@@ -159,8 +171,9 @@ class Allocator:
                 deadline = held["granted_at"] + timeout_seconds
             if now > deadline:
                 why = held.get("set_aside") if held.get("deadline_at") is None else None
+                runner = held["runner"]
                 late.append(
-                    Overdue(tenant, execution_id, held["jit_event_id"], held["runner"], deadline, why)
+                    Overdue(tenant, execution_id, held["jit_event_id"], runner, deadline, why, trace_of(held))
                 )
         return sorted(late, key=lambda o: (o.deadline_at, o.tenant_id, o.execution_id))
 
@@ -170,11 +183,8 @@ class Allocator:
         for tenant, execution_id, held in self._holders():
             retry_at = held.get("retry_at")
             if retry_at is not None and held.get("deadline_at") is None and retry_at <= now:
-                due.append(
-                    DueRetry(
-                        tenant, execution_id, held["jit_event_id"], held["runner"], retry_at, held["attempt"]
-                    )
-                )
+                ids = (tenant, execution_id, held["jit_event_id"], held["runner"])
+                due.append(DueRetry(*ids, retry_at, held["attempt"], trace_of(held)))
         return due
 
     def _holders(self) -> Iterator[tuple[str, str, dict[str, Any]]]:

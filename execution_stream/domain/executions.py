@@ -15,6 +15,7 @@ from execution_stream.domain.models import (
     TriggerEvent,
 )
 from execution_stream.domain.timestamps import epoch_seconds, format_timestamp
+from execution_stream.domain.trace import TraceContext
 
 
 class AssetMismatchError(ValueError):
@@ -36,8 +37,11 @@ class TransitionNotAllowedError(ValueError):
         self.requested = requested
 
 
-def build_execution(event: TriggerEvent, asset: Asset, now: datetime) -> Execution:
-    """A new pending execution of the event's job on `asset`, created at `now`."""
+def build_execution(
+    event: TriggerEvent, asset: Asset, now: datetime, trace: TraceContext | None = None
+) -> Execution:
+    """A new pending execution of the event's job on `asset`, created at `now`, carrying the
+    trigger's trace context."""
     check_asset_matches(asset, event.tenant_id, event.asset_id, event.additional_attributes)
     first_step = event.steps[0]
     return Execution(
@@ -61,6 +65,8 @@ def build_execution(event: TriggerEvent, asset: Asset, now: datetime) -> Executi
         status=ExecutionStatus.PENDING,
         created_at=format_timestamp(now),
         created_at_ts=epoch_seconds(now),
+        traceparent=trace.traceparent if trace is not None else None,
+        tracestate=trace.tracestate if trace is not None else None,
     )
 
 
@@ -102,13 +108,16 @@ def previous_status(execution: Execution) -> ExecutionStatus:
     return ExecutionStatus.PENDING
 
 
-def build_waiting_execution(event: TriggerEvent, now: datetime) -> Execution:
+def build_waiting_execution(
+    event: TriggerEvent, now: datetime, trace: TraceContext | None = None
+) -> Execution:
     """The pending execution of a trigger whose asset is not known yet: stored at once, so that it is
     seen waiting, with the asset's fields empty until the asset arrives."""
     placeholder = Asset(
         asset_id=event.asset_id, tenant_id=event.tenant_id, asset_name="", asset_type="", vendor="", owner=""
     )
-    return build_execution(event, placeholder, now).model_copy(update={"waiting_for_asset": event.asset_id})
+    execution = build_execution(event, placeholder, now, trace)
+    return execution.model_copy(update={"waiting_for_asset": event.asset_id})
 
 
 def asset_target(asset: Asset) -> dict[str, str]:

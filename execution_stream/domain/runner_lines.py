@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from execution_stream.domain.commits import Commit, Write
+from execution_stream.domain.trace import TRACEPARENT, TRACESTATE, TraceContext
 
 LimitFor = Callable[[str, str], int]
 _EMPTY_LINE = {"in_use": 0, "waiting": 0, "head": 0, "tail": 0, "released_head": 0, "released_tail": 0}
@@ -35,6 +36,7 @@ class Admission:
     execution_id: str
     jit_event_id: str
     runner: str
+    trace: TraceContext | None = None
 
 
 @dataclass(frozen=True)
@@ -105,15 +107,20 @@ class Line:
     def queued(self) -> int:
         return int(self.head["waiting"])
 
-    def grant(self, execution_id: str, jit_event_id: str, now: float) -> Admission:
+    def grant(
+        self, execution_id: str, jit_event_id: str, now: float, trace: TraceContext | None = None
+    ) -> Admission:
         holder = {"runner": self.runner, "jit_event_id": jit_event_id, "granted_at": now, "deadline_at": None}
-        self.commit.set(holder_key(self.tenant, execution_id), holder)
+        self.commit.set(holder_key(self.tenant, execution_id), {**holder, **trace_fields(trace)})
         self.head["in_use"] += 1
-        return Admission(self.tenant, execution_id, jit_event_id, self.runner)
+        return Admission(self.tenant, execution_id, jit_event_id, self.runner, trace)
 
-    def enqueue(self, execution_id: str, jit_event_id: str, now: float) -> Queued:
+    def enqueue(
+        self, execution_id: str, jit_event_id: str, now: float, trace: TraceContext | None = None
+    ) -> Queued:
         index = self.head["tail"]
         reference = {"execution_id": execution_id, "jit_event_id": jit_event_id, "enqueued_at": now}
+        reference.update(trace_fields(trace))
         self.commit.set(queue_key(self.tenant, index, self.runner), reference)
         member = {"state": "queued", "runner": self.runner, "index": index}
         self.commit.set(member_key(self.tenant, execution_id), member)
@@ -153,7 +160,9 @@ class Line:
             self.head["waiting"] -= 1
             self.commit.delete(key)
             self.commit.delete(member_key(self.tenant, waiting["execution_id"]))
-            admitted.append(self.grant(waiting["execution_id"], waiting["jit_event_id"], now))
+            admitted.append(
+                self.grant(waiting["execution_id"], waiting["jit_event_id"], now, trace_of(waiting))
+            )
         if admitted:
             self._skip_removed()
         return admitted
@@ -198,6 +207,16 @@ class Line:
 
     def _hole_at_head(self) -> bool:
         return self.get(queue_key(self.tenant, self.head["head"], self.runner)) is None
+
+
+def trace_fields(trace: TraceContext | None) -> dict[str, str]:
+    """What a holder's or a queued execution's record keeps of its trace context."""
+    return trace.fields() if trace is not None else {}
+
+
+def trace_of(record: Mapping[str, Any]) -> TraceContext | None:
+    """The trace context a holder's or a queued execution's record kept (none in older records)."""
+    return TraceContext.parse(record.get(TRACEPARENT), record.get(TRACESTATE))
 
 
 def line_key(tenant: str, runner: str) -> str:

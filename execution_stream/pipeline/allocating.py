@@ -16,6 +16,7 @@ from typing import Any
 from execution_stream.domain import commits
 from execution_stream.domain.allocation import Admission, Allocator, Memory, Result
 from execution_stream.domain.models import ExecutionStatus, ExecutionStatusUpdate
+from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline.ports import QueueView, TenantFilter, every_tenant
 from execution_stream.pipeline.records import (
     AllocationLease,
@@ -59,9 +60,8 @@ class AllocationStep:
         """The decision, with the table writes to apply once the returned effects are sent."""
         allocator, now, tenant = self.allocator, self.now().timestamp(), message.tenant_id
         if isinstance(message, AllocationRequest):
-            result = allocator.request(
-                tenant, message.execution_id, message.jit_event_id, message.job_runner, now=now
-            )
+            ids = (tenant, message.execution_id, message.jit_event_id, message.job_runner)
+            result = allocator.request(*ids, now=now, trace=message.trace)
         elif isinstance(message, AllocationRelease):
             result = allocator.release(tenant, message.execution_id, message.job_runner or None, now=now)
         elif isinstance(message, AllocationLease):
@@ -110,7 +110,8 @@ class AllocationStep:
                 error=error,
                 at=now,
             )
-            effects.send(Destination.STATUS, late.tenant_id, encode(update))
+            trace = _carried(late.trace, late.execution_id)
+            effects.send(Destination.STATUS, late.tenant_id, encode(update), trace)
         return effects
 
     def due_retries(self, owns: TenantFilter = every_tenant) -> Effects:
@@ -124,14 +125,10 @@ class AllocationStep:
             if self._retries_sent.get(retry.execution_id) == retry.retry_at:
                 continue
             self._retries_sent[retry.execution_id] = retry.retry_at
-            reference = ExecutionRef(
-                tenant_id=retry.tenant_id,
-                jit_event_id=retry.jit_event_id,
-                execution_id=retry.execution_id,
-                job_runner=retry.runner,
-                dispatch_attempt=retry.attempt,
-            )
-            effects.send(Destination.ENRICH, retry.tenant_id, encode(reference))
+            ids = (retry.tenant_id, retry.jit_event_id, retry.execution_id, retry.runner)
+            trace = _carried(retry.trace, retry.execution_id)
+            reference = _reference(*ids, trace=trace, dispatch_attempt=retry.attempt)
+            effects.send(Destination.ENRICH, retry.tenant_id, encode(reference), trace)
         return effects
 
     def waiting_by_tenant(self, owns: TenantFilter = every_tenant) -> list[tuple[str, int, float | None]]:
@@ -161,11 +158,33 @@ class AllocationStep:
 def _forwarded(admitted: list[Admission]) -> Effects:
     effects = Effects()
     for admission in admitted:
-        reference = ExecutionRef(
-            tenant_id=admission.tenant_id,
-            jit_event_id=admission.jit_event_id,
-            execution_id=admission.execution_id,
-            job_runner=admission.runner,
-        )
-        effects.send(Destination.ENRICH, admission.tenant_id, encode(reference))
+        ids = (admission.tenant_id, admission.jit_event_id, admission.execution_id, admission.runner)
+        trace = _carried(admission.trace, admission.execution_id)
+        effects.send(Destination.ENRICH, admission.tenant_id, encode(_reference(*ids, trace=trace)), trace)
     return effects
+
+
+def _reference(
+    tenant_id: str,
+    jit_event_id: str,
+    execution_id: str,
+    runner: str,
+    *,
+    trace: TraceContext,
+    dispatch_attempt: int = 0,
+) -> ExecutionRef:
+    return ExecutionRef(
+        tenant_id=tenant_id,
+        jit_event_id=jit_event_id,
+        execution_id=execution_id,
+        job_runner=runner,
+        dispatch_attempt=dispatch_attempt,
+        traceparent=trace.traceparent,
+        tracestate=trace.tracestate,
+    )
+
+
+def _carried(trace: TraceContext | None, execution_id: str) -> TraceContext:
+    """A slot's record written before trace contexts were kept has none: one derived from the
+    execution's id stands in, as it does on the execution's other records."""
+    return trace if trace is not None else TraceContext.derived(execution_id)

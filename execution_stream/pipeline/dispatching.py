@@ -43,7 +43,8 @@ from execution_stream.domain.ports import (
     StatusChange,
 )
 from execution_stream.domain.timestamps import parse_timestamp
-from execution_stream.observability.logs import job_fields
+from execution_stream.domain.trace import TraceContext
+from execution_stream.observability.logs import execution_fields, job_fields
 from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.records import (
     AllocationLease,
@@ -113,7 +114,8 @@ class DispatchStep:
         key = ExecutionKey(reference.tenant_id, reference.jit_event_id, reference.execution_id)
         stored = await self.repository.get(key)
         if stored is None or stored.status in TERMINAL_STATUSES:
-            effects.send(Destination.ALLOCATE, key.tenant_id, encode(release_of(reference)))
+            trace = stored.trace if stored is not None else reference.trace
+            effects.send(Destination.ALLOCATE, key.tenant_id, encode(release_of(reference)), trace)
             if stored is not None:
                 self._fail_again(record, stored, effects)
             return
@@ -132,7 +134,7 @@ class DispatchStep:
             await self._fail(record, stored, DeadLetterReason.DISPATCH_REFUSED, str(error), effects)
             return
         except DispatchUnavailableError as error:
-            self._set_aside(reference, error, effects)
+            self._set_aside(reference, stored.trace, error, effects)
             return
         # The job is with its runner now: only the mark is retried, never the hand-over.
         change = StatusChange(ExecutionStatus.DISPATCHED, dispatched_at, deadline_at=deadline_at)
@@ -145,12 +147,14 @@ class DispatchStep:
                 break
         self._lease(stored, deadline_at, effects)
 
-    def _set_aside(self, reference: ExecutionRef, error: DispatchUnavailableError, effects: Effects) -> None:
+    def _set_aside(
+        self, reference: ExecutionRef, trace: TraceContext, error: DispatchUnavailableError, effects: Effects
+    ) -> None:
         """The runner cannot take the job now: its slot's holder keeps it, with the time to try again,
         and the batch goes on (the watchdog fails it once its timeout passes)."""
         attempt = reference.dispatch_attempt
         retry_at = self.now() + timedelta(seconds=self.retry_policy.delay(attempt, error.retry_after))
-        ids = job_fields(reference.tenant_id, reference.jit_event_id, reference.execution_id)
+        ids = job_fields(reference.tenant_id, reference.jit_event_id, reference.execution_id, trace.trace_id)
         logger.warning(
             "dispatch set aside: %s", error.reason, extra={**ids, "retry_at": retry_at.isoformat()}
         )
@@ -162,7 +166,7 @@ class DispatchStep:
             attempt=attempt + 1,
             reason=error.reason,
         )
-        effects.send(Destination.ALLOCATE, reference.tenant_id, encode(aside))
+        effects.send(Destination.ALLOCATE, reference.tenant_id, encode(aside), trace)
         self.observe_set_aside(reference.job_runner)
 
     def _lease(self, execution: Execution, deadline_at: datetime, effects: Effects) -> None:
@@ -173,7 +177,7 @@ class DispatchStep:
             job_runner=execution.job_runner,
             deadline_at=deadline_at,
         )
-        effects.send(Destination.ALLOCATE, execution.tenant_id, encode(lease))
+        effects.send(Destination.ALLOCATE, execution.tenant_id, encode(lease), execution.trace)
 
     async def _send_to_runner(self, execution: Execution, dispatched_at: datetime) -> None:
         started = time.perf_counter()
@@ -181,7 +185,7 @@ class DispatchStep:
             await self.github.dispatch(github_workflow_target(execution))
         else:
             job = build_dispatched_job(execution, self.status_topic, self.timeout_seconds, dispatched_at)
-            await self.runner_jobs.publish(job)
+            await self.runner_jobs.publish(job, execution.trace)
         self.observe_dispatch(execution.job_runner, time.perf_counter() - started)
 
     async def _fail(
@@ -192,12 +196,13 @@ class DispatchStep:
         message: str,
         effects: Effects,
     ) -> None:
-        ids = job_fields(execution.tenant_id, execution.jit_event_id, execution.execution_id)
+        ids = execution_fields(execution)
         logger.warning("dispatch failed: %s", message, extra={**ids, "reason": reason.value})
         change = StatusChange(ExecutionStatus.FAILED, self.now(), error=f"{reason.value}: {message}")
         await self._mark(execution, change, effects)
-        effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
-        effects.outgoing.append(dead_letter(record, reason, message))
+        trace = execution.trace
+        effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)), trace)
+        effects.outgoing.append(dead_letter(record, reason, message, trace))
 
     def _fail_again(self, record: SourceRecord, stored: Execution, effects: Effects) -> None:
         """A replay of a dispatch that failed: a crash may have come before its event and its dead
@@ -206,8 +211,8 @@ class DispatchStep:
         if reason_text not in _DISPATCH_FAILURES or stored.status is not ExecutionStatus.FAILED:
             return
         event = ExecutionEvent.from_change(stored, previous_status(stored))
-        effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
-        effects.outgoing.append(dead_letter(record, DeadLetterReason(reason_text), message))
+        effects.send(Destination.EVENTS, stored.tenant_id, encode(event), stored.trace)
+        effects.outgoing.append(dead_letter(record, DeadLetterReason(reason_text), message, stored.trace))
 
     async def _mark(self, execution: Execution, change: StatusChange, effects: Effects) -> None:
         key = ExecutionKey.of(execution)
@@ -220,7 +225,7 @@ class DispatchStep:
         else:
             return
         event = ExecutionEvent.from_change(changed, previous)
-        effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+        effects.send(Destination.EVENTS, execution.tenant_id, encode(event), changed.trace)
         if change.status is ExecutionStatus.DISPATCHED:
             self._send_held_reports(changed, result.held_reports, effects)
 
@@ -231,7 +236,7 @@ class DispatchStep:
         held = await self.repository.held_reports(ExecutionKey.of(stored))
         if stored.status is ExecutionStatus.DISPATCHED:
             event = ExecutionEvent.from_change(stored, ExecutionStatus.PENDING)
-            effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
+            effects.send(Destination.EVENTS, stored.tenant_id, encode(event), stored.trace)
             if stored.deadline_at is not None:
                 self._lease(stored, parse_timestamp(stored.deadline_at), effects)
         self._send_held_reports(stored, held, effects)
@@ -251,4 +256,4 @@ class DispatchStep:
                 error=report.error,
                 at=report.at,
             )
-            effects.send(Destination.STATUS, execution.tenant_id, encode(update))
+            effects.send(Destination.STATUS, execution.tenant_id, encode(update), execution.trace)

@@ -26,7 +26,6 @@ from execution_stream.domain.models import Asset, ExecutionEvent, ExecutionStatu
 from execution_stream.domain.ports import ExecutionKey, ExecutionRepository, StatusChange
 from execution_stream.pipeline.ports import AssetLookup, TenantFilter, every_tenant
 from execution_stream.pipeline.records import (
-    AllocationRequest,
     DeadLetterReason,
     Destination,
     Effects,
@@ -36,7 +35,7 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
-from execution_stream.pipeline.triggers import ready_to_allocate
+from execution_stream.pipeline.triggers import ready_to_allocate, request_allocation
 
 
 @dataclass
@@ -130,7 +129,7 @@ class ParkingStep:
         stored = await self.repository.complete_waiting(_key_of(parked), asset)
         # Pending and complete: stored now, or by an earlier attempt whose answer was lost.
         if ready_to_allocate(stored):
-            effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
+            request_allocation(stored, effects)
 
     async def _give_up(self, parked: ParkedTrigger, effects: Effects) -> None:
         waited = f"asset {parked.asset_id!r} unknown after waiting {self.wait_seconds:g}s"
@@ -147,9 +146,9 @@ class ParkingStep:
             return
         if result.applied:
             event = ExecutionEvent.from_change(execution, ExecutionStatus.PENDING)
-            effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+            effects.send(Destination.EVENTS, execution.tenant_id, encode(event), execution.trace)
         trigger = trigger_of(execution).model_dump_json(exclude={"created_at"}).encode()
-        effects.outgoing.append(dead_letter(_source_of(parked, trigger), reason, message))
+        effects.outgoing.append(dead_letter(_source_of(parked, trigger), reason, message, execution.trace))
 
 
 def _group_key(tenant: str, asset_id: str) -> str:

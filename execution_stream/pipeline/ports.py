@@ -8,6 +8,7 @@ from typing import Protocol
 from execution_stream.domain.allocation import Queued, RunnerLine
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
 from execution_stream.domain.models import Asset
+from execution_stream.domain.trace import TraceContext
 
 
 class AssetLookup(Protocol):
@@ -19,9 +20,10 @@ class GithubDispatcher(Protocol):
 
 
 class RunnerJobPublisher(Protocol):
-    """Publishes a job for a topic-fed runner and returns once the broker has it."""
+    """Publishes a job for a topic-fed runner, with its trace context, and returns once the broker
+    has it."""
 
-    async def publish(self, job: DispatchedJob) -> None: ...
+    async def publish(self, job: DispatchedJob, trace: TraceContext) -> None: ...
 
 
 class QueueView(Protocol):

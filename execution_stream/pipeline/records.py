@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from execution_stream.domain.models import Execution
+from execution_stream.domain.trace import TRACEPARENT, TRACESTATE, TraceContext
 
 
 class Destination(StrEnum):
@@ -57,6 +58,21 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None = None
+    headers: Headers = ()
+
+    def received_trace(self) -> TraceContext:
+        """The trace context of its headers, or a new one (a new one on each call: call it once)."""
+        return TraceContext.received(self._header(TRACEPARENT), self._header(TRACESTATE))
+
+    def _header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key == name]
+        # W3C: a traceparent given more than once is invalid; only tracestate may be split.
+        if not values or (name == TRACEPARENT and len(values) > 1):
+            return None
+        try:
+            return ",".join(value.decode("ascii") for value in values)
+        except UnicodeDecodeError:
+            return None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,14 +85,24 @@ class SourceRecord:
         }
 
 
-def dead_letter(source: SourceRecord, reason: DeadLetterReason, message: str) -> Outgoing:
-    """The original bytes, with where they came from and why, in headers (as Kafka Connect does)."""
+def trace_headers(trace: TraceContext | None) -> Headers:
+    if trace is None:
+        return ()
+    return tuple((name, value.encode()) for name, value in trace.fields().items())
+
+
+def dead_letter(
+    source: SourceRecord, reason: DeadLetterReason, message: str, trace: TraceContext | None = None
+) -> Outgoing:
+    """The original bytes, with where they came from and why, in headers (as Kafka Connect does), and
+    the trace context of what caused it (by default the record's own, or a new one)."""
     headers: Headers = (
         ("dlq.reason", reason.value.encode()),
         ("dlq.message", message.encode()[:4096]),
         ("dlq.topic", source.topic.encode()),
         ("dlq.partition", str(source.partition).encode()),
         ("dlq.offset", str(source.offset).encode()),
+        *trace_headers(trace or source.received_trace()),
     )
     key = source.key.decode(errors="replace") if source.key is not None else None
     return Outgoing(Destination.DLQ, key, source.value or b"", headers)
@@ -98,6 +124,12 @@ class ExecutionRef(BaseModel):
     job_runner: str
     # How many times its dispatch was set aside already (a retry's backoff grows with it).
     dispatch_attempt: int = 0
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    @property
+    def trace(self) -> TraceContext:
+        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionRef:
@@ -106,6 +138,8 @@ class ExecutionRef(BaseModel):
             jit_event_id=execution.jit_event_id,
             execution_id=execution.execution_id,
             job_runner=execution.job_runner,
+            traceparent=execution.traceparent,
+            tracestate=execution.tracestate,
         )
 
 
@@ -117,6 +151,12 @@ class AllocationRequest(BaseModel):
     jit_event_id: str
     execution_id: str
     job_runner: str
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    @property
+    def trace(self) -> TraceContext:
+        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
     @model_validator(mode="before")
     @classmethod
@@ -198,6 +238,12 @@ class ParkedTrigger(BaseModel):
     source: dict[str, Any]
     # The trigger's own installation, owner and repository, checked against the asset when it comes.
     target_attributes: dict[str, str] = Field(default_factory=dict)
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    @property
+    def trace(self) -> TraceContext:
+        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
 
 class WakeUp(BaseModel):
@@ -220,8 +266,11 @@ class Effects:
 
     outgoing: list[Outgoing] = field(default_factory=list)
 
-    def send(self, destination: Destination, key: str | None, value: bytes) -> None:
-        self.outgoing.append(Outgoing(destination, key, value))
+    def send(
+        self, destination: Destination, key: str | None, value: bytes, trace: TraceContext | None = None
+    ) -> None:
+        """`value` to `destination`, with the trace context of what caused it in its headers."""
+        self.outgoing.append(Outgoing(destination, key, value, trace_headers(trace)))
 
     def extend(self, more: Sequence[Outgoing]) -> None:
         self.outgoing.extend(more)

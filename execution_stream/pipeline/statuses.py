@@ -28,7 +28,8 @@ from execution_stream.domain.ports import (
     StatusUpdateResult,
     UpdateOutcome,
 )
-from execution_stream.observability.logs import job_fields
+from execution_stream.domain.trace import TraceContext
+from execution_stream.observability.logs import execution_fields, job_fields
 from execution_stream.pipeline.records import (
     AllocationRelease,
     DeadLetterReason,
@@ -77,6 +78,15 @@ def _ignore(outcome: UpdateOutcome) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Report:
+    """A runner's update, with its record's own trace context (used only while no execution is found:
+    what a found execution causes carries the execution's own)."""
+
+    update: ExecutionStatusUpdate
+    trace: TraceContext
+
+
 @dataclass
 class StatusStep:
     repository: ExecutionRepository
@@ -84,42 +94,45 @@ class StatusStep:
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         effects = Effects()
-        by_execution: dict[tuple[str, str, str], list[ExecutionStatusUpdate]] = defaultdict(list)
+        by_execution: dict[tuple[str, str, str], list[Report]] = defaultdict(list)
         for record in records:
-            update = self._decode(record, effects)
-            if update is not None:
-                by_execution[(update.tenant_id, update.jit_event_id, update.execution_id)].append(update)
+            report = self._decode(record, effects)
+            if report is not None:
+                update = report.update
+                by_execution[(update.tenant_id, update.jit_event_id, update.execution_id)].append(report)
         # One execution's updates in their order; different executions side by side.
-        results = await asyncio.gather(*(self._apply_in_order(u) for u in by_execution.values()))
+        results = await asyncio.gather(*(self._apply_in_order(r) for r in by_execution.values()))
         for result_list in results:
-            for update, result in result_list:
-                self._effects_of(update, result, effects)
+            for report, result in result_list:
+                self._effects_of(report, result, effects)
         return effects
 
-    def _decode(self, record: SourceRecord, effects: Effects) -> ExecutionStatusUpdate | None:
+    def _decode(self, record: SourceRecord, effects: Effects) -> Report | None:
+        trace = record.received_trace()
         try:
             update = ExecutionStatusUpdate.model_validate(json.loads(record.value or b""))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            effects.outgoing.append(dead_letter(record, DeadLetterReason.NOT_JSON, f"not JSON: {error}"))
+            letter = dead_letter(record, DeadLetterReason.NOT_JSON, f"not JSON: {error}", trace)
+            effects.outgoing.append(letter)
             return None
         except ValidationError as error:
-            effects.outgoing.append(dead_letter(record, DeadLetterReason.INVALID, str(error)))
+            effects.outgoing.append(dead_letter(record, DeadLetterReason.INVALID, str(error), trace))
             return None
         if update.status in NOT_REPORTABLE:
             message = f"status {update.status.value!r} is the service's own: runners report running, "
             message += "completed, failed or canceled"
-            effects.outgoing.append(dead_letter(record, DeadLetterReason.STATUS_NOT_REPORTABLE, message))
+            letter = dead_letter(record, DeadLetterReason.STATUS_NOT_REPORTABLE, message, trace)
+            effects.outgoing.append(letter)
             return None
-        return update
+        return Report(update, trace)
 
-    async def _apply_in_order(
-        self, updates: list[ExecutionStatusUpdate]
-    ) -> list[tuple[ExecutionStatusUpdate, StatusUpdateResult]]:
+    async def _apply_in_order(self, reports: list[Report]) -> list[tuple[Report, StatusUpdateResult]]:
         applied = []
-        for update in updates:
+        for report in reports:
+            update = report.update
             key = ExecutionKey(update.tenant_id, update.jit_event_id, update.execution_id)
             change = StatusChange(update.status, update.at, update.has_findings, update.error)
-            applied.append((update, await self._apply(key, change)))
+            applied.append((report, await self._apply(key, change)))
         return applied
 
     async def _apply(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
@@ -149,20 +162,17 @@ class StatusStep:
                 await pause(attempt, f"status update of {key.execution_id}", error)
         raise AssertionError("unreachable")
 
-    def _effects_of(
-        self, update: ExecutionStatusUpdate, result: StatusUpdateResult, effects: Effects
-    ) -> None:
-        ids = job_fields(update.tenant_id, update.jit_event_id, update.execution_id)
+    def _effects_of(self, report: Report, result: StatusUpdateResult, effects: Effects) -> None:
+        update = report.update
         self.count(result.outcome)
         if result.outcome is UpdateOutcome.NOT_FOUND:
-            logger.warning("status update for an unknown execution", extra=ids)
-            # A slot it may hold (the watchdog's update of a vanished item) is given back.
-            release = AllocationRelease(tenant_id=update.tenant_id, execution_id=update.execution_id)
-            effects.send(Destination.ALLOCATE, update.tenant_id, encode(release))
+            self._not_found(report, effects)
             return
         execution = result.execution
         if execution is None:
             return
+        # The execution's own trace context, not the report's: its records all follow its trigger.
+        ids, trace = execution_fields(execution), execution.trace
         if result.outcome is UpdateOutcome.HELD:
             logger.info(
                 "status report held until the job's dispatched mark", extra={**ids, "to": update.status.value}
@@ -170,7 +180,7 @@ class StatusStep:
             return
         if result.outcome is UpdateOutcome.APPLIED:
             event = ExecutionEvent.from_change(execution, result.previous_status)
-            effects.send(Destination.EVENTS, execution.tenant_id, encode(event))
+            effects.send(Destination.EVENTS, execution.tenant_id, encode(event), trace)
         else:
             logger.warning(
                 "status transition refused",
@@ -179,4 +189,12 @@ class StatusStep:
         # Any report about a finished execution gives its slot back: a replayed terminal update (a
         # crash between store and send), or the watchdog's timeout of one whose release was lost.
         if execution.status in TERMINAL_STATUSES:
-            effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)))
+            effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)), trace)
+
+    def _not_found(self, report: Report, effects: Effects) -> None:
+        update = report.update
+        ids = job_fields(update.tenant_id, update.jit_event_id, update.execution_id, report.trace.trace_id)
+        logger.warning("status update for an unknown execution", extra=ids)
+        # A slot it may hold (the watchdog's update of a vanished item) is given back.
+        release = AllocationRelease(tenant_id=update.tenant_id, execution_id=update.execution_id)
+        effects.send(Destination.ALLOCATE, update.tenant_id, encode(release), report.trace)

@@ -22,7 +22,7 @@ from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionS
 from execution_stream.domain.ports import CreateResult, ExecutionKey, ExecutionRepository, RepositoryError
 from execution_stream.domain.ports import RepositoryUnavailableError as Unavailable
 from execution_stream.domain.timestamps import parse_timestamp
-from execution_stream.observability.logs import job_fields
+from execution_stream.observability.logs import execution_fields
 from execution_stream.pipeline.ports import AssetLookup
 from execution_stream.pipeline.records import (
     AllocationRequest,
@@ -81,18 +81,20 @@ class TriggerStep:
         return effects
 
     def _prepare(self, record: SourceRecord, effects: Effects) -> Prepared | None:
+        trace = record.received_trace()
         try:
             event = decode_trigger(record.value)
         except RejectedRecordError as rejected:
-            effects.outgoing.append(dead_letter(record, rejected.reason, str(rejected)))
+            effects.outgoing.append(dead_letter(record, rejected.reason, str(rejected), trace))
             return None
         asset = self.assets.get(event.asset_id)
         try:
             if asset is None:
-                return Prepared(record, build_waiting_execution(event, self.now()))
-            return Prepared(record, build_execution(event, asset, self.now()))
+                return Prepared(record, build_waiting_execution(event, self.now(), trace))
+            return Prepared(record, build_execution(event, asset, self.now(), trace))
         except AssetMismatchError as error:
-            effects.outgoing.append(dead_letter(record, DeadLetterReason.ASSET_MISMATCH, str(error)))
+            letter = dead_letter(record, DeadLetterReason.ASSET_MISMATCH, str(error), trace)
+            effects.outgoing.append(letter)
             return None
 
     async def store(self, prepared: Sequence[Prepared], effects: Effects) -> None:
@@ -105,21 +107,24 @@ class TriggerStep:
             if stored is None or stored.execution_id in requested:
                 continue
             requested.add(stored.execution_id)
+            # The stored execution's trace context: a replay's trigger may carry another, or none.
+            trace = stored.trace
             # Sent again on a replay that finds it pending: a crash may have come between store and send.
             if result is not None and (result.created or stored.status is ExecutionStatus.PENDING):
                 event = ExecutionEvent.from_change(stored, None)
-                effects.send(Destination.EVENTS, stored.tenant_id, encode(event))
+                effects.send(Destination.EVENTS, stored.tenant_id, encode(event), trace)
             if stored.status is not ExecutionStatus.PENDING:
                 continue
             if stored.waiting_for_asset is None:
-                effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
+                request_allocation(stored, effects)
             elif item.execution.waiting_for_asset is None:
                 to_complete.append(stored)  # the asset came while it was parked
             else:
-                effects.send(Destination.WAITING, stored.tenant_id, encode(self._parked(item, stored)))
+                parked = encode(self._parked(item, stored))
+                effects.send(Destination.WAITING, stored.tenant_id, parked, trace)
         for stored in await asyncio.gather(*(self._complete(waiting) for waiting in to_complete)):
             if ready_to_allocate(stored):
-                effects.send(Destination.ALLOCATE, stored.tenant_id, encode(AllocationRequest.of(stored)))
+                request_allocation(stored, effects)
 
     async def _complete(self, waiting: Execution) -> Execution | None:
         asset = self.assets.get(waiting.asset_id)
@@ -139,6 +144,8 @@ class TriggerStep:
             first_seen_at=parse_timestamp(stored.created_at).timestamp(),
             source=source,
             target_attributes=target_attributes(stored.additional_attributes),
+            traceparent=stored.traceparent,
+            tracestate=stored.tracestate,
         )
 
     async def _create(self, prepared: Sequence[Prepared], effects: Effects) -> list[CreateResult | None]:
@@ -157,10 +164,15 @@ class TriggerStep:
             raise
         except RepositoryError as error:
             execution = item.execution
-            ids = job_fields(execution.tenant_id, execution.jit_event_id, execution.execution_id)
-            logger.warning("the store refused the execution: %s", error, extra=ids)
-            effects.outgoing.append(dead_letter(item.source, DeadLetterReason.STORE_REFUSED, str(error)))
+            logger.warning("the store refused the execution: %s", error, extra=execution_fields(execution))
+            letter = dead_letter(item.source, DeadLetterReason.STORE_REFUSED, str(error), execution.trace)
+            effects.outgoing.append(letter)
             return None
+
+
+def request_allocation(execution: Execution, effects: Effects) -> None:
+    request = encode(AllocationRequest.of(execution))
+    effects.send(Destination.ALLOCATE, execution.tenant_id, request, execution.trace)
 
 
 def ready_to_allocate(stored: Execution | None) -> TypeGuard[Execution]:

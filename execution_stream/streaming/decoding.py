@@ -39,9 +39,11 @@ def decode_keyed_by_tenant(adapter: Any, event: Any) -> Any:
 
 def dead_letter_failed(event: Any, error: Exception, what: str) -> Effects:
     """A record no retry can process is dead-lettered, so that its partition goes on."""
-    logger.error("%s failed on a record; dead-lettered", what, exc_info=error)
-    effects = Effects()
-    effects.outgoing.append(
-        dead_letter(source_record(event), DeadLetterReason.PROCESSING_FAILED, repr(error))
+    record = source_record(event)
+    trace = record.received_trace()
+    logger.error(
+        "%s failed on a record; dead-lettered", what, exc_info=error, extra={"trace_id": trace.trace_id}
     )
+    effects = Effects()
+    effects.outgoing.append(dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error), trace))
     return effects

@@ -16,13 +16,16 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from execution_stream.domain.dispatch import DispatchUnavailableError
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.ports import RepositoryUnavailableError
+from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline.records import (
     DeadLetterReason,
     Destination,
     Effects,
+    Headers,
     Outgoing,
     SourceRecord,
     dead_letter,
+    trace_headers,
 )
 from execution_stream.pipeline.retrying import report_pause
 
@@ -48,7 +51,13 @@ def source_record(event: Any) -> SourceRecord:
         key=message.key,
         value=message.value,
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        headers=_headers(message.headers),
     )
+
+
+def _headers(headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None) -> Headers:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return tuple((name, value) for name, value in pairs if isinstance(value, bytes))
 
 
 async def until_done(operation: Callable[[], Awaitable[T]], what: str) -> T:
@@ -112,8 +121,9 @@ class TopicRunnerJobs:
     def __init__(self, topic: Any) -> None:
         self._topic = topic
 
-    async def publish(self, job: DispatchedJob) -> None:
-        delivered = await self._topic.send(key=job.tenant_id.encode(), value=job.model_dump_json().encode())
+    async def publish(self, job: DispatchedJob, trace: TraceContext) -> None:
+        value, headers = job.model_dump_json().encode(), list(trace_headers(trace))
+        delivered = await self._topic.send(key=job.tenant_id.encode(), value=value, headers=headers)
         await delivered
 
 
@@ -152,8 +162,9 @@ async def handle_one_by_one(
         try:
             effects.extend((await until_done(partial(handle, [record]), what)).outgoing)
         except Exception as error:
-            logger.exception(
-                "%s failed on a record; dead-lettered", what, extra=record.to_json() | {"value": None}
-            )
-            effects.outgoing.append(dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error)))
+            trace = record.received_trace()
+            where = record.to_json() | {"value": None, "trace_id": trace.trace_id}
+            logger.exception("%s failed on a record; dead-lettered", what, extra=where)
+            letter = dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error), trace)
+            effects.outgoing.append(letter)
     return effects

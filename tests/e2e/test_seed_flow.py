@@ -88,8 +88,9 @@ async def test_the_seed_example_flows_from_trigger_to_completed(pipeline: Pipeli
     item = execution_to_item(execution)
     moments = {"created_at", "created_at_ts", "completed_at", "completed_at_ts", "GSI1SK", "GSI2SK"}
     moments |= {"GSI3SK", "GSI4SK", "registered_at", "registered_at_ts", "SK", "execution_id"}
-    # Beyond the seed's item: the deadline set at dispatch, and the key of the by-id index.
-    ours = {"dispatched_at", "dispatched_at_ts", "deadline_at", "GSI5PK"}
+    # Beyond the seed's item: the deadline set at dispatch, the key of the by-id index, and the trace
+    # context made for the trigger (it came without one).
+    ours = {"dispatched_at", "dispatched_at_ts", "deadline_at", "GSI5PK", "traceparent"}
     assert {k: v for k, v in item.items() if k not in moments | ours} == {
         k: v for k, v in SEED_ITEM.items() if k not in moments
     }

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS31Validator
 
+from execution_stream.api.items import api_item
 from execution_stream.api.openapi import openapi_document
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import Execution, ExecutionStatus
@@ -211,3 +212,12 @@ async def test_one_execution_is_counted_under_its_route_pattern() -> None:
             text = await response.text()
     assert 'route="/executions/{execution_id}",status="404"} 2.0' in text
     assert not any(execution_id in text for execution_id in ids)
+
+
+def test_the_trace_context_of_the_trigger_is_not_shown() -> None:
+    traced = execution("tenant-a", 1).model_copy(
+        update={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=1"}
+    )
+    item = api_item(traced, None)
+    assert not {"traceparent", "tracestate"} & set(item)
+    assert item["execution_id"] == traced.execution_id

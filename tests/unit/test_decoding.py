@@ -14,7 +14,13 @@ RELEASE = b'{"type": "release", "tenant_id": "tenant-a", "execution_id": "e1"}'
 
 def event(key: bytes | None, value: bytes = RELEASE) -> SimpleNamespace:
     message = SimpleNamespace(
-        topic="allocate-runner-resource", partition=3, offset=7, key=key, value=value, timestamp=None
+        topic="allocate-runner-resource",
+        partition=3,
+        offset=7,
+        key=key,
+        value=value,
+        timestamp=None,
+        headers=[],
     )
     return SimpleNamespace(message=message)
 

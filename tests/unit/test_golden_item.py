@@ -13,6 +13,7 @@ from execution_stream.domain.identity import derive_execution_id
 from execution_stream.domain.item_codec import execution_from_item, execution_to_item
 from execution_stream.domain.models import Asset, Execution, ExecutionStatus, Step, TriggerEvent
 from execution_stream.domain.timestamps import epoch_seconds, parse_timestamp
+from execution_stream.domain.trace import TraceContext
 
 SEED_ITEM_PATH = Path(__file__).parent / "golden" / "seed_example_item.json"
 CREATED = datetime(2022, 4, 24, 11, 30, 18, 143407, tzinfo=UTC)
@@ -180,3 +181,22 @@ def test_none_fields_are_omitted(seed_item: dict[str, Any]) -> None:
     item = execution_to_item(pending)
     assert not {"error", "completed_at", "registered_at", "dispatched_at_ts"} & set(item)
     assert item["GSI2PK"].endswith("#STATUS#pending")
+
+
+def test_the_trace_context_is_stored_as_two_plain_attributes_and_read_back(seed_item: dict[str, Any]) -> None:
+    trace = TraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "congo=t61rcWkgMzE")
+    pending = build_execution(trigger_event_from(seed_item), asset_from(seed_item), CREATED, trace)
+
+    item = execution_to_item(pending)
+
+    assert (item["traceparent"], item["tracestate"]) == (trace.traceparent, trace.tracestate)
+    assert execution_from_item(as_dynamodb_returns_it(item)).trace == trace
+
+
+def test_an_item_stored_without_a_trace_context_gets_one_derived_from_its_id(
+    seed_item: dict[str, Any],
+) -> None:
+    execution = execution_from_item(as_dynamodb_returns_it(seed_item))
+
+    assert (execution.traceparent, execution.tracestate) == (None, None)
+    assert execution.trace == TraceContext.derived(seed_item["execution_id"])

@@ -10,6 +10,7 @@ from typing import Any
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.models import Execution
 from execution_stream.domain.ports import ExecutionKey, StatusChange, StatusUpdateResult, UpdateOutcome
+from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline.records import Destination, Effects, Outgoing, SourceRecord
 from execution_stream.pipeline.statuses import StatusStep
 from tests.factories import BASE_TIME
@@ -57,8 +58,8 @@ class FastRunner(RecordingRunnerJobs):
         self.statuses, self.execution = statuses, execution
         self.answers: list[Effects] = []
 
-    async def publish(self, job: DispatchedJob) -> None:
-        await super().publish(job)
+    async def publish(self, job: DispatchedJob, trace: TraceContext) -> None:
+        await super().publish(job, trace)
         reports = [
             report(self.execution, "running", 1),
             report(self.execution, "completed", 2, has_findings=True),

@@ -25,6 +25,7 @@ from execution_stream.domain.ports import (
     UpdateOutcome,
 )
 from execution_stream.domain.timestamps import format_timestamp, parse_timestamp
+from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline import retrying
 from execution_stream.pipeline.allocating import AllocationStep, Limits
 from execution_stream.pipeline.dispatching import DispatchStep
@@ -135,9 +136,11 @@ class RecordingGithub:
 class RecordingRunnerJobs:
     def __init__(self) -> None:
         self.jobs: list[DispatchedJob] = []
+        self.traces: list[TraceContext] = []
 
-    async def publish(self, job: DispatchedJob) -> None:
+    async def publish(self, job: DispatchedJob, trace: TraceContext) -> None:
         self.jobs.append(job)
+        self.traces.append(trace)
 
 
 def clock() -> datetime:
@@ -281,6 +284,7 @@ async def test_the_allocator_forwards_references_up_to_the_limit_and_the_next_on
         forwarded += sent(handled(step, allocation_message.validate_python(request)), Destination.ENRICH)
     assert [f["jit_event_id"] for f in forwarded] == ["event-0"]
     reference_fields = {"tenant_id", "jit_event_id", "execution_id", "job_runner", "dispatch_attempt"}
+    reference_fields |= {"traceparent", "tracestate"}
     assert set(forwarded[0]) == reference_fields
 
     again = handled(step, allocation_message.validate_python(requests[0]))

@@ -136,7 +136,12 @@ def set_aside(ref: ExecutionRef, retry_at: datetime, attempt: int = 1) -> Alloca
 
 
 REF = ExecutionRef(
-    tenant_id="tenant-a", jit_event_id="event-1", execution_id="exec-1", job_runner="github_actions"
+    tenant_id="tenant-a",
+    jit_event_id="event-1",
+    execution_id="exec-1",
+    job_runner="github_actions",
+    traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    tracestate="congo=t61rcWkgMzE",
 )
 
 
