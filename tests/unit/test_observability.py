@@ -7,6 +7,7 @@ import logging
 
 from prometheus_client import generate_latest
 
+from execution_stream.adapters.kafka_fetching import UndecodableBatch
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import ExecutionEvent, ExecutionStatus
 from execution_stream.observability.logs import JsonFormatter, job_fields
@@ -48,6 +49,15 @@ def test_events_and_dead_letters_become_counters() -> None:
     assert 'execution_stream_executions_total{change="dispatched",runner="github_actions"} 1.0' in text
     assert 'execution_stream_dead_letters_total{reason="not_json"} 1.0' in text
     assert 'execution_stream_trigger_to_dispatch_seconds_sum{runner="github_actions"} 120.0' in text
+
+
+def test_undecodable_batches_are_counted_per_partition() -> None:
+    metrics = WorkerMetrics()
+    error = "UnsupportedCodecError('zstd')"
+    for offset in (7, 7, 90):
+        metrics.count_undecodable(UndecodableBatch("trigger-execution", 2, offset, error))
+    text = generate_latest(metrics.registry).decode()
+    assert 'execution_stream_undecodable_batches_total{partition="2",topic="trigger-execution"} 3.0' in text
 
 
 def test_pending_gauges_name_the_busiest_tenants_and_sum_the_rest() -> None:
