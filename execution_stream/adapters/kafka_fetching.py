@@ -56,12 +56,13 @@ class SkippedOffsets:
         self._tracked |= topics
 
     def add(self, tp: Any, begin: int, end: int) -> None:
-        if tp.topic not in self._tracked or begin >= end:
+        # Called for every record fetched: most are next to the one before, an empty range.
+        if begin >= end or tp.topic not in self._tracked:
             return
-        ranges = self._ranges.setdefault((tp.topic, tp.partition), [])
-        index = bisect.bisect_left(ranges, (begin, end))
-        ranges.insert(index, (begin, end))
-        self._ranges[(tp.topic, tp.partition)] = _merged(ranges)
+        key = (tp.topic, tp.partition)
+        ranges = self._ranges.get(key, [])
+        bisect.insort(ranges, (begin, end))
+        self._ranges[key] = _merged(ranges)
 
     def end_of_range_at(self, tp: Any, offset: int) -> int | None:
         """The end of the skipped range holding `offset`, if one does."""

@@ -156,10 +156,10 @@ def stalled_heads(consumer: Any, skipped: SkippedOffsets = SKIPPED) -> dict[Any,
         point = commit_point(consumer, tp, skipped)
         if point is None:
             continue
-        later = [offset for offset in acked if offset > point]
-        if not later:
+        first_later = min((offset for offset in acked if offset > point), default=None)
+        if first_later is None:
             continue
-        if not any(point <= offset < min(later) for offset in in_hands[tp]):
+        if not any(point <= offset < first_later for offset in in_hands[tp]):
             stalled[tp] = point
     return stalled
 
