@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from execution_stream.domain.timestamps import as_utc
-from execution_stream.domain.trace import TraceContext
+from execution_stream.domain.trace import CarriesTrace
 
 MAX_IDENTIFIER_LENGTH = 256
 MAX_NAME_LENGTH = 256
@@ -160,7 +160,7 @@ class Asset(BaseModel):
     user_vendor_name: str | None = None
 
 
-class Execution(BaseModel):
+class Execution(CarriesTrace):
     """One job run for one asset: the seed's example item without its key attributes."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -200,14 +200,6 @@ class Execution(BaseModel):
     waiting_for_asset: str | None = None
     # Where the execution entered its runner's queue when it had to wait for capacity.
     queue_index: int | None = None
-    # The trigger's W3C trace context (or the one made for it), put on every record it causes.
-    traceparent: str | None = None
-    tracestate: str | None = None
-
-    @property
-    def trace(self) -> TraceContext:
-        """The trace context of its records (one derived from its id when none was stored with it)."""
-        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
     @property
     def status_changed_at(self) -> str:

@@ -12,6 +12,9 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -81,6 +84,21 @@ class TraceContext:
         digest = hashlib.blake2b(seed.encode(), digest_size=24).hexdigest()
         trace_id, parent_id = digest[:32], digest[32:]
         return cls(_traceparent(_nonzero(trace_id), _nonzero(parent_id)))
+
+
+class CarriesTrace(BaseModel):
+    """A record about one execution, with the trace context of the trigger that caused it."""
+
+    traceparent: str | None = None
+    tracestate: str | None = None
+    if TYPE_CHECKING:
+        execution_id: str
+
+    @property
+    def trace(self) -> TraceContext:
+        """The context kept, or one derived from the execution's id when none was kept (stored
+        before the service kept them)."""
+        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
 
 def valid_traceparent(value: str | None) -> str | None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from execution_stream.domain.models import Execution
-from execution_stream.domain.trace import TRACEPARENT, TRACESTATE, TraceContext
+from execution_stream.domain.trace import TRACEPARENT, TRACESTATE, CarriesTrace, TraceContext
 
 
 class Destination(StrEnum):
@@ -112,7 +112,7 @@ def encode(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
 
 
-class ExecutionRef(BaseModel):
+class ExecutionRef(CarriesTrace):
     """What finds an execution in DynamoDB: the allocator queues these, and dispatching reads the
     execution itself. A whole Execution decodes as its reference too."""
 
@@ -124,12 +124,6 @@ class ExecutionRef(BaseModel):
     job_runner: str
     # How many times its dispatch was set aside already (a retry's backoff grows with it).
     dispatch_attempt: int = 0
-    traceparent: str | None = None
-    tracestate: str | None = None
-
-    @property
-    def trace(self) -> TraceContext:
-        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionRef:
@@ -143,7 +137,7 @@ class ExecutionRef(BaseModel):
         )
 
 
-class AllocationRequest(BaseModel):
+class AllocationRequest(CarriesTrace):
     model_config = ConfigDict(frozen=True)
 
     type: Literal["request"] = "request"
@@ -151,12 +145,6 @@ class AllocationRequest(BaseModel):
     jit_event_id: str
     execution_id: str
     job_runner: str
-    traceparent: str | None = None
-    tracestate: str | None = None
-
-    @property
-    def trace(self) -> TraceContext:
-        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
     @model_validator(mode="before")
     @classmethod
@@ -223,7 +211,7 @@ AllocationMessage = Annotated[AllocationMessageType, Field(discriminator="type")
 allocation_message = TypeAdapter[AllocationMessageType](AllocationMessage)
 
 
-class ParkedTrigger(BaseModel):
+class ParkedTrigger(CarriesTrace):
     """A trigger waiting for its asset: a reference to its execution, stored in DynamoDB with
     `waiting_for_asset`, and where the trigger came from (for its dead letter)."""
 
@@ -238,12 +226,6 @@ class ParkedTrigger(BaseModel):
     source: dict[str, Any]
     # The trigger's own installation, owner and repository, checked against the asset when it comes.
     target_attributes: dict[str, str] = Field(default_factory=dict)
-    traceparent: str | None = None
-    tracestate: str | None = None
-
-    @property
-    def trace(self) -> TraceContext:
-        return TraceContext.carried(self.traceparent, self.tracestate, self.execution_id)
 
 
 class WakeUp(BaseModel):
