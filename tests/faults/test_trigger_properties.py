@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from execution_stream.adapters.dynamodb_client import to_attribute_values
-from execution_stream.domain.executions import build_execution
+from execution_stream.domain.executions import ASSET_TARGET_ATTRIBUTES, build_execution, target_attributes
 from execution_stream.domain.item_codec import execution_to_item
-from execution_stream.domain.models import KEY_SEPARATOR, ExecutionEvent, TriggerEvent
+from execution_stream.domain.models import KEY_SEPARATOR, Asset, ExecutionEvent, TriggerEvent
 from execution_stream.pipeline.records import DeadLetterReason
 from execution_stream.pipeline.triggers import RejectedRecordError, decode_trigger
 from tests.factories import asset, trigger_event
@@ -104,7 +104,7 @@ def check_event_can_go_everywhere(event: TriggerEvent) -> None:
     for name in IDENTIFIERS + NAMES:
         getattr(event, name).encode()  # a Kafka key, a DynamoDB string: valid UTF-8
     event.model_dump_json()  # the parking topic, the allocation request
-    execution = build_execution(event, asset(event.tenant_id, event.asset_id), _now())
+    execution = build_execution(event, asset_it_names(event), _now())
     execution.model_dump_json()  # enrich-and-dispatch
     ExecutionEvent.from_change(execution, None).model_dump_json()  # execution-events
     json.dumps(execution_to_item(execution), allow_nan=False, default=str)
@@ -112,6 +112,16 @@ def check_event_can_go_everywhere(event: TriggerEvent) -> None:
     # the repository turns it into a RepositoryError (dead letter `store_refused`).
     with contextlib.suppress(ArithmeticError):
         to_attribute_values(execution_to_item(execution))
+
+
+def asset_it_names(event: TriggerEvent) -> Asset:
+    """Its asset, naming the installation, owner and repository the trigger names: a trigger that
+    contradicts its asset is refused as `asset_mismatch` (tests/unit/test_executions.py)."""
+    given = target_attributes(event.additional_attributes)
+    named = {name: given[name] for name in ASSET_TARGET_ATTRIBUTES if name in given}
+    if "original_repository" in given:
+        named["asset_name"] = given["original_repository"]
+    return asset(event.tenant_id, event.asset_id).model_copy(update=named)
 
 
 def _now() -> datetime:
@@ -165,6 +175,7 @@ RAW_BYTES = st.one_of(
 @example(raw=json.dumps({**TEMPLATE, "additional_attributes": {"x": "y"}}).replace('"y"', "NaN").encode())
 @example(raw=b"\xff\xfe\x00\x00")
 @example(raw=b"")
+@example(raw=json.dumps({**TEMPLATE, "additional_attributes": {"owner": " itsecurity"}}).encode())
 def test_decoding_any_bytes_gives_a_safe_trigger_or_the_pipelines_rejection(raw: bytes | None) -> None:
     try:
         event = decode_trigger(raw)
