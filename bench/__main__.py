@@ -32,7 +32,7 @@ from bench.pipeline_run import pipeline_run
 from bench.profiling import Profiler
 from bench.report import RESULTS, Results, details, table, write_json
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
-from execution_stream.localstack.stack import LocalStack, local_stack
+from execution_stream.dev_stack.stack import LocalStack, local_stack
 from execution_stream.settings import Settings
 from tests.support.ledger import trigger_record
 

@@ -40,10 +40,10 @@ from execution_stream.api.access_log import ACCESS_LOGGER
 from execution_stream.api.app import build_app
 from execution_stream.api.server import serving
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
+from execution_stream.dev_stack.stack import local_stack
 from execution_stream.domain import keys
 from execution_stream.domain.models import Execution
 from execution_stream.domain.ports import ExecutionPage, ExecutionQuery, QueueSnapshot
-from execution_stream.localstack.stack import local_stack
 from execution_stream.settings import Settings
 from tests.factories import BASE_TIME, execution
 

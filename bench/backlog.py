@@ -29,8 +29,8 @@ from bench.observe import PeakRss
 from bench.pipeline_run import PHASE_SECONDS, WARM_UP_SECONDS, pipeline_settings, stop_worker
 from execution_stream.domain import commits
 from execution_stream.domain.allocation import Allocator, Memory
-from execution_stream.pipeline.parking import ParkingStep
-from execution_stream.pipeline.records import ParkedTrigger
+from execution_stream.pipeline.messages import ParkedTrigger
+from execution_stream.pipeline.parked_triggers import ParkedTriggerStep
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
 from tests.support.ledger import asset_record, trigger_record
@@ -100,7 +100,7 @@ def bytes_per_parked(count: int = 10_000) -> float:
 
 
 async def _bytes_per_parked(count: int) -> float:
-    step = ParkingStep({}, None, None, 300.0, None)  # type: ignore[arg-type]  # parking needs neither
+    step = ParkedTriggerStep({}, None, None, 300.0, None)  # type: ignore[arg-type]  # parking needs neither
     parked = [
         ParkedTrigger(
             tenant_id="tenant-a",

@@ -26,8 +26,8 @@ import jwt
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from execution_stream.localstack import processes
-from execution_stream.localstack.stack import local_stack
+from execution_stream.dev_stack import processes
+from execution_stream.dev_stack.stack import local_stack
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
 

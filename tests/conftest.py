@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
-from execution_stream.localstack.stack import LocalStack, local_stack
+from execution_stream.dev_stack.stack import LocalStack, local_stack
 from execution_stream.settings import Settings
 
 STACK_TIMINGS: dict[str, float] = {}

@@ -9,7 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from execution_stream.settings import Settings
-from execution_stream.streaming.topology import TABLES, changelog_topic
+from execution_stream.topology import TABLES, changelog_topic
 
 
 class KafkaUnreachableError(RuntimeError):

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 MAX_PAUSE_SECONDS = 15.0
 # Pauses since the process started because the store refused the service, by error code. A tally
 # here rather than a metric object: every step and agent pauses through `report_pause` without being
-# handed one, and the worker's metrics read it (observability/metrics.py).
+# handed one, and the worker's metrics read it (streaming/metrics.py).
 store_access_pauses: Counter[str] = Counter()
 
 

@@ -23,8 +23,7 @@ from execution_stream.domain.ports import CreateResult, ExecutionKey, ExecutionR
 from execution_stream.domain.ports import RepositoryUnavailableError as Unavailable
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.observability.logs import execution_fields
-from execution_stream.pipeline.ports import AssetLookup
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     AllocationRequest,
     DeadLetterReason,
     Destination,
@@ -34,6 +33,7 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.ports import AssetLookup
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from execution_stream.pipeline.records import DeadLetterReason, Effects, dead_letter
-from execution_stream.streaming.wiring import source_record
+from execution_stream.pipeline.messages import DeadLetterReason, Effects, dead_letter
+from execution_stream.streaming.agent_loop import source_record
 
 logger = logging.getLogger(__name__)
 

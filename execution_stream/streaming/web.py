@@ -8,7 +8,7 @@ from aiohttp import web
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from execution_stream.observability.metrics import WorkerMetrics
+from execution_stream.streaming.metrics import WorkerMetrics
 from execution_stream.streaming.resources import PipelineResources
 
 logger = logging.getLogger(__name__)

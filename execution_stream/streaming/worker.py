@@ -6,10 +6,10 @@ from faust.worker import Worker
 
 from execution_stream.adapters import kafka_fetching
 from execution_stream.observability.logs import configure_logging
-from execution_stream.observability.metrics import WorkerMetrics
 from execution_stream.settings import Settings
 from execution_stream.streaming import faust_fixes
-from execution_stream.streaming.app import build_app
+from execution_stream.streaming.agents import build_app
+from execution_stream.streaming.metrics import WorkerMetrics
 from execution_stream.streaming.resources import PipelineResources
 from execution_stream.streaming.web import WorkerWeb
 

@@ -18,7 +18,7 @@ from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.waiting import Waiting, WaitingReason, waiting_of
 from execution_stream.settings import Settings
-from execution_stream.streaming.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS, changelog_topic
+from execution_stream.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS, changelog_topic
 from tests.e2e.conftest import Pipeline
 from tests.factories import trigger_event
 from tests.support.ledger import asset_record, trigger_record

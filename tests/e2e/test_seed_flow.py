@@ -8,12 +8,12 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
+from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain.identity import derive_execution_id
 from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey
 from execution_stream.domain.timestamps import parse_timestamp
-from execution_stream.localstack.processes import free_loopback_port
 from tests.e2e.conftest import Pipeline
 from tests.support.pipeline import TopicReader, as_json, produce
 

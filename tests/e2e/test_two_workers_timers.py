@@ -11,8 +11,8 @@ from functools import partial
 
 import aiohttp
 
+from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain.models import ExecutionStatus
-from execution_stream.localstack.processes import free_loopback_port
 from tests.e2e.conftest import Pipeline
 from tests.e2e.test_crash_and_scale import group_stable
 from tests.support.fault_run import group_members

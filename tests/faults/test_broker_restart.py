@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from execution_stream.dev_stack.kafka_broker import KafkaBroker
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.models import ExecutionStatus, TriggerEvent
 from execution_stream.domain.timestamps import parse_timestamp
-from execution_stream.localstack.kafka_broker import KafkaBroker
-from execution_stream.pipeline.records import AllocationLease, encode
+from execution_stream.pipeline.messages import AllocationLease, encode
 from execution_stream.settings import Settings
 from tests.e2e.conftest import Pipeline, open_pipeline
 from tests.factories import asset, trigger_event

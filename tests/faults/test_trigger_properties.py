@@ -25,7 +25,7 @@ from execution_stream.adapters.dynamodb_client import to_attribute_values
 from execution_stream.domain.executions import ASSET_TARGET_ATTRIBUTES, build_execution, target_attributes
 from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import KEY_SEPARATOR, Asset, ExecutionEvent, TriggerEvent
-from execution_stream.pipeline.records import DeadLetterReason
+from execution_stream.pipeline.messages import DeadLetterReason
 from execution_stream.pipeline.triggers import RejectedRecordError, decode_trigger
 from tests.factories import asset, trigger_event
 

@@ -13,9 +13,9 @@ from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.api.cursors import CursorCodec
 from execution_stream.api.validation import ExecutionFilter
+from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain import keys
 from execution_stream.domain.models import ExecutionStatus
-from execution_stream.localstack.processes import free_loopback_port
 from tests.integration.conftest import API_PLAN_ITEMS, API_TENANTS, PATH_TO, ApiDataset
 from tests.unit.test_api_support import CURSOR_SECRET, bearer, listed, running_api
 

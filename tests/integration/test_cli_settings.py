@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from execution_stream.localstack.processes import free_loopback_port
+from execution_stream.dev_stack.processes import free_loopback_port
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "execution-stream"
 

@@ -15,6 +15,7 @@ from execution_stream.adapters.dynamodb_repository import (
     open_repository,
 )
 from execution_stream.adapters.dynamodb_table import create_table
+from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain import keys
 from execution_stream.domain.executions import build_waiting_execution
 from execution_stream.domain.lifecycle import is_transition_allowed
@@ -29,7 +30,6 @@ from execution_stream.domain.ports import (
     UpdateOutcome,
 )
 from execution_stream.domain.timestamps import format_timestamp
-from execution_stream.localstack.processes import free_loopback_port
 from execution_stream.settings import Settings
 from tests.factories import BASE_TIME, asset, execution, trigger_event
 from tests.integration.conftest import PATH_TO

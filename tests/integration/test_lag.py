@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from execution_stream.localstack.processes import free_loopback_port
+from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.operations.lag import lag_report
 from execution_stream.settings import Settings
 

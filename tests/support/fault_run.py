@@ -27,8 +27,8 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
+from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.localstack.processes import free_loopback_port
 from execution_stream.settings import Settings
 from tests.e2e.conftest import Pipeline
 from tests.support.ledger import executions_of, holding_per_tenant, slot_holders

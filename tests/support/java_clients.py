@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from execution_stream.localstack.kafka_jars import KAFKA_JARS_DIR
+from execution_stream.dev_stack.kafka_jars import KAFKA_JARS_DIR
 
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"

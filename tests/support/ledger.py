@@ -12,7 +12,7 @@ from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepos
 from execution_stream.domain.models import Asset, Execution, ExecutionStatus
 from execution_stream.domain.ports import ExecutionQuery
 from execution_stream.settings import Settings
-from execution_stream.streaming.topology import TABLE_ALLOCATIONS, changelog_topic
+from execution_stream.topology import TABLE_ALLOCATIONS, changelog_topic
 from tests.factories import asset, trigger_event
 from tests.support.pipeline import as_json, read_topic
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from execution_stream.pipeline.records import AllocationRelease, Effects, allocation_message
+from execution_stream.pipeline.messages import AllocationRelease, Effects, allocation_message
 from execution_stream.streaming.decoding import decode_keyed_by_tenant
 
 RELEASE = b'{"type": "release", "tenant_id": "tenant-a", "execution_id": "e1"}'

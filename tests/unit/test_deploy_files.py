@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from execution_stream.localstack.kafka_broker import server_properties
+from execution_stream.dev_stack.kafka_broker import server_properties
 from execution_stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

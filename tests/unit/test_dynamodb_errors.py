@@ -28,12 +28,12 @@ from execution_stream.domain.ports import (
     StatusUpdateResult,
     UpdateOutcome,
 )
-from execution_stream.observability.metrics import WorkerMetrics
 from execution_stream.pipeline import retrying
-from execution_stream.pipeline.records import Destination, Effects, SourceRecord
-from execution_stream.pipeline.statuses import StatusStep
+from execution_stream.pipeline.messages import Destination, Effects, SourceRecord
+from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
-from execution_stream.streaming import wiring
+from execution_stream.streaming import agent_loop
+from execution_stream.streaming.metrics import WorkerMetrics
 from tests.factories import BASE_TIME, asset, execution, trigger_event
 from tests.unit.test_api_support import FakeRepository
 
@@ -104,7 +104,7 @@ def test_the_worker_metrics_show_the_pauses() -> None:
 async def test_until_done_waits_out_an_access_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(wiring, "MAX_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(agent_loop, "MAX_BACKOFF_SECONDS", 0.0)
     answers: list[Exception | str] = [denied(), denied(), "stored"]
 
     async def operation() -> str:
@@ -114,7 +114,7 @@ async def test_until_done_waits_out_an_access_error(
         return answer
 
     with caplog.at_level(logging.ERROR):
-        assert await wiring.until_done(operation, "trigger_execution") == "stored"
+        assert await agent_loop.until_done(operation, "trigger_execution") == "stored"
 
     assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.ERROR]
 
@@ -169,7 +169,7 @@ async def test_a_status_update_waits_for_the_store_and_is_applied(monkeypatch: p
     update |= {k: getattr(stored, k) for k in ("tenant_id", "jit_event_id", "execution_id")}
     record = SourceRecord("execution-status", 0, 1, b"tenant-a", json.dumps(update).encode())
 
-    effects = await StatusStep(repository).handle([record])
+    effects = await StatusUpdateStep(repository).handle([record])
 
     assert repository.denials == 0
     assert destinations(effects) == {Destination.EVENTS}

@@ -11,8 +11,8 @@ from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.models import Execution
 from execution_stream.domain.ports import ExecutionKey, StatusChange, StatusUpdateResult, UpdateOutcome
 from execution_stream.domain.trace import TraceContext
-from execution_stream.pipeline.records import Destination, Effects, Outgoing, SourceRecord
-from execution_stream.pipeline.statuses import StatusStep
+from execution_stream.pipeline.messages import Destination, Effects, Outgoing, SourceRecord
+from execution_stream.pipeline.status_updates import StatusUpdateStep
 from tests.factories import BASE_TIME
 from tests.unit.test_pipeline_steps import (
     MemoryRepository,
@@ -53,7 +53,7 @@ def to_status(effects: Effects) -> list[Outgoing]:
 class FastRunner(RecordingRunnerJobs):
     """Reports running and completed the instant it receives its job: before the mark is stored."""
 
-    def __init__(self, statuses: StatusStep, execution: Execution) -> None:
+    def __init__(self, statuses: StatusUpdateStep, execution: Execution) -> None:
         super().__init__()
         self.statuses, self.execution = statuses, execution
         self.answers: list[Effects] = []
@@ -71,7 +71,7 @@ async def test_reports_that_overtake_the_mark_are_held_and_applied_after_it() ->
     repository = MemoryRepository()
     execution = await stored_pending(repository, "jit_runner")
     outcomes: list[UpdateOutcome] = []
-    statuses = StatusStep(repository, outcomes.append)
+    statuses = StatusUpdateStep(repository, outcomes.append)
     runner = FastRunner(statuses, execution)
     record = source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")
 
@@ -101,7 +101,7 @@ async def test_reports_that_overtake_the_mark_are_held_and_applied_after_it() ->
 async def test_a_replayed_mark_sends_the_held_reports_again() -> None:
     repository = MemoryRepository()
     execution = await stored_pending(repository, "jit_runner")
-    statuses = StatusStep(repository)
+    statuses = StatusUpdateStep(repository)
     runner = FastRunner(statuses, execution)
     record = source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")
     step = dispatch_step(repository, RecordingGithub(), runner)
@@ -136,7 +136,7 @@ async def test_a_report_whose_mark_comes_before_its_hold_is_applied_at_once() ->
     repository = MarkedMeanwhile()
     execution = await stored_pending(repository, "jit_runner")
 
-    effects = await StatusStep(repository).handle([report(execution, "running", 1)])
+    effects = await StatusUpdateStep(repository).handle([report(execution, "running", 1)])
 
     assert [(e["status"], e["previous_status"]) for e in sent(effects, Destination.EVENTS)] == [
         ("running", "dispatched")
@@ -151,7 +151,7 @@ async def test_a_report_for_an_execution_waiting_for_its_asset_is_refused_not_he
     repository.items[key] = execution.model_copy(update={"waiting_for_asset": execution.asset_id})
     outcomes: list[UpdateOutcome] = []
 
-    effects = await StatusStep(repository, outcomes.append).handle([report(execution, "completed", 1)])
+    effects = await StatusUpdateStep(repository, outcomes.append).handle([report(execution, "completed", 1)])
 
     assert outcomes == [UpdateOutcome.REFUSED]
     assert effects.outgoing == []
@@ -163,7 +163,7 @@ async def test_a_runner_reporting_pending_or_dispatched_is_dead_lettered_and_cha
     execution = await stored_pending(repository, "jit_runner")
     outcomes: list[UpdateOutcome] = []
 
-    effects = await StatusStep(repository, outcomes.append).handle(
+    effects = await StatusUpdateStep(repository, outcomes.append).handle(
         [report(execution, "dispatched", 1), report(execution, "pending", 2)]
     )
 

@@ -11,14 +11,14 @@ from execution_stream.adapters.kafka_fetching import UndecodableBatch
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import ExecutionEvent, ExecutionStatus
 from execution_stream.observability.logs import JsonFormatter, job_fields
-from execution_stream.observability.metrics import WorkerMetrics
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     DeadLetterReason,
     Destination,
     Outgoing,
     SourceRecord,
     dead_letter,
 )
+from execution_stream.streaming.metrics import WorkerMetrics
 from tests.factories import BASE_TIME, execution
 
 

@@ -27,11 +27,9 @@ from execution_stream.domain.ports import (
 from execution_stream.domain.timestamps import format_timestamp, parse_timestamp
 from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline import retrying
-from execution_stream.pipeline.allocating import AllocationStep, Limits
-from execution_stream.pipeline.dispatching import DispatchStep
-from execution_stream.pipeline.parking import ParkingStep
-from execution_stream.pipeline.ports import NoQueueView
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.allocations import AllocationStep, Limits
+from execution_stream.pipeline.dispatches import DispatchStep
+from execution_stream.pipeline.messages import (
     AllocationRelease,
     AllocationRequest,
     Destination,
@@ -41,7 +39,9 @@ from execution_stream.pipeline.records import (
     allocation_message,
     waiting_message,
 )
-from execution_stream.pipeline.statuses import StatusStep
+from execution_stream.pipeline.parked_triggers import ParkedTriggerStep
+from execution_stream.pipeline.ports import NoQueueView
+from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
 from tests.factories import BASE_TIME, asset, trigger_event
 
@@ -212,11 +212,11 @@ async def test_an_unknown_asset_stores_the_execution_waiting_and_parks_a_referen
     assert sent(effects, Destination.ALLOCATE) == []
 
 
-def parking_step(repository: MemoryRepository, assets: Assets, now: list[datetime]) -> ParkingStep:
-    return ParkingStep({}, repository, assets, 60.0, lambda: now[0], batch=2)
+def parking_step(repository: MemoryRepository, assets: Assets, now: list[datetime]) -> ParkedTriggerStep:
+    return ParkedTriggerStep({}, repository, assets, 60.0, lambda: now[0], batch=2)
 
 
-async def park(step: ParkingStep, triggers: TriggerStep, records: list[SourceRecord]) -> None:
+async def park(step: ParkedTriggerStep, triggers: TriggerStep, records: list[SourceRecord]) -> None:
     for record in records:
         for message in sent(await triggers.handle([record]), Destination.WAITING):
             writes, effects = await step.handle(waiting_message.validate_python(message))
@@ -381,7 +381,7 @@ async def test_a_replayed_terminal_status_releases_the_slot_and_publishes_its_ev
     repository = MemoryRepository()
     execution = await stored_pending(repository, "jit_runner")
     await repository.update_status(ExecutionKey.of(execution), StatusChange(S.DISPATCHED, BASE_TIME))
-    step = StatusStep(repository)
+    step = StatusUpdateStep(repository)
     update = {
         "tenant_id": "tenant-a",
         "jit_event_id": execution.jit_event_id,
@@ -469,7 +469,9 @@ async def test_a_status_update_whose_answer_was_lost_still_publishes_its_event_a
         "status": "completed",
     }
 
-    effects = await StatusStep(losing).handle([source(1, json.dumps(update).encode(), "execution-status")])
+    effects = await StatusUpdateStep(losing).handle(
+        [source(1, json.dumps(update).encode(), "execution-status")]
+    )
 
     assert losing.answers_lost == 1
     assert [(e["status"], e["previous_status"]) for e in sent(effects, Destination.EVENTS)] == [

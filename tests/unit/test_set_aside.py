@@ -13,10 +13,9 @@ from execution_stream.domain import commits
 from execution_stream.domain.allocation import Allocator, Memory
 from execution_stream.domain.dispatch import DispatchRetryPolicy, DispatchUnavailableError
 from execution_stream.domain.enrichment import GithubWorkflowTarget
-from execution_stream.pipeline.allocating import AllocationStep, Limits
-from execution_stream.pipeline.dispatching import DispatchStep
-from execution_stream.pipeline.ports import NoQueueView
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.allocations import AllocationStep, Limits
+from execution_stream.pipeline.dispatches import DispatchStep
+from execution_stream.pipeline.messages import (
     AllocationLease,
     AllocationRequest,
     AllocationSetAside,
@@ -25,6 +24,7 @@ from execution_stream.pipeline.records import (
     WakeUp,
     allocation_message,
 )
+from execution_stream.pipeline.ports import NoQueueView
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.streaming.partitions import tenant_partition
 from tests.factories import BASE_TIME, asset, trigger_event

@@ -15,9 +15,9 @@ from execution_stream.domain.enrichment import GithubWorkflowTarget
 from execution_stream.domain.models import Execution
 from execution_stream.domain.ports import ExecutionKey
 from execution_stream.domain.trace import TraceContext, valid_traceparent
-from execution_stream.pipeline.allocating import AllocationStep
-from execution_stream.pipeline.dispatching import DispatchStep
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.allocations import AllocationStep
+from execution_stream.pipeline.dispatches import DispatchStep
+from execution_stream.pipeline.messages import (
     AllocationRelease,
     AllocationRequest,
     Destination,
@@ -28,9 +28,9 @@ from execution_stream.pipeline.records import (
     allocation_message,
     waiting_message,
 )
-from execution_stream.pipeline.statuses import StatusStep
+from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
-from execution_stream.streaming.wiring import TopicRunnerJobs, source_record
+from execution_stream.streaming.agent_loop import TopicRunnerJobs, source_record
 from tests.factories import BASE_TIME, asset, trigger_event
 from tests.factories import execution as stored_execution
 from tests.unit.test_pipeline_steps import (
@@ -111,7 +111,7 @@ async def test_a_triggers_traceparent_goes_on_every_record_down_to_its_job_and_i
         [read(reference, "enrich-and-dispatch")]
     )
     # The runner reports with a trace context of its own; the execution's events keep the trigger's.
-    finished = await StatusStep(repository).handle(
+    finished = await StatusUpdateStep(repository).handle(
         [report(execution, "running", 1, RUNNER_TRACE), report(execution, "completed", 2, RUNNER_TRACE)]
     )
 

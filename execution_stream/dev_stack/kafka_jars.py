@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from execution_stream.localstack.processes import StackError
+from execution_stream.dev_stack.processes import StackError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POM_DIR = PROJECT_ROOT / "deploy" / "local"

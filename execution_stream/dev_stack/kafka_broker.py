@@ -11,8 +11,8 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from execution_stream.localstack import processes
-from execution_stream.localstack.kafka_jars import ensure_kafka_jars
+from execution_stream.dev_stack import processes
+from execution_stream.dev_stack.kafka_jars import ensure_kafka_jars
 
 _LOG4J2_PROPERTIES = """\
 status = warn

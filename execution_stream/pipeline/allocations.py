@@ -17,8 +17,7 @@ from execution_stream.domain import commits
 from execution_stream.domain.allocation import Admission, Allocator, Memory, Result
 from execution_stream.domain.models import ExecutionStatus, ExecutionStatusUpdate
 from execution_stream.domain.trace import TraceContext
-from execution_stream.pipeline.ports import QueueView, TenantFilter, every_tenant
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     AllocationLease,
     AllocationMessageType,
     AllocationRefill,
@@ -30,6 +29,7 @@ from execution_stream.pipeline.records import (
     ExecutionRef,
     encode,
 )
+from execution_stream.pipeline.ports import QueueView, TenantFilter, every_tenant
 
 TIMEOUT_ERROR = "timeout"
 

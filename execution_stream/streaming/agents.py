@@ -19,35 +19,35 @@ import faust
 from execution_stream.domain.allocation import Memory
 from execution_stream.domain.dispatch import DispatchRetryPolicy
 from execution_stream.domain.ports import UpdateOutcome
-from execution_stream.observability.metrics import WorkerMetrics
 from execution_stream.operations.lag import lag_report
 from execution_stream.operations.lag_status import StatusTracker
-from execution_stream.pipeline.allocating import AllocationStep, Limits
-from execution_stream.pipeline.dispatching import DispatchStep
-from execution_stream.pipeline.parking import ParkingStep
-from execution_stream.pipeline.ports import TenantFilter
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.allocations import AllocationStep, Limits
+from execution_stream.pipeline.dispatches import DispatchStep
+from execution_stream.pipeline.messages import (
     Destination,
     Effects,
     SourceRecord,
     allocation_message,
     waiting_message,
 )
-from execution_stream.pipeline.statuses import StatusStep
+from execution_stream.pipeline.parked_triggers import ParkedTriggerStep
+from execution_stream.pipeline.ports import TenantFilter
+from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.settings import Settings
-from execution_stream.streaming.decoding import dead_letter_failed, decode_keyed_by_tenant
-from execution_stream.streaming.faust_fixes import StalledPartitions
-from execution_stream.streaming.partitions import tenant_partition
-from execution_stream.streaming.resources import PipelineResources, utc_now
-from execution_stream.streaming.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS
-from execution_stream.streaming.wiring import (
+from execution_stream.streaming.agent_loop import (
     Batching,
     Sender,
     TopicRunnerJobs,
     process_batches,
     until_done,
 )
+from execution_stream.streaming.decoding import dead_letter_failed, decode_keyed_by_tenant
+from execution_stream.streaming.faust_fixes import StalledPartitions
+from execution_stream.streaming.metrics import WorkerMetrics
+from execution_stream.streaming.partitions import tenant_partition
+from execution_stream.streaming.resources import PipelineResources, utc_now
+from execution_stream.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +86,10 @@ def topic_name(settings: Settings, destination: Destination) -> str:
 @dataclass(frozen=True)
 class PipelineSteps:
     triggers: TriggerStep
-    parking: ParkingStep
+    parking: ParkedTriggerStep
     allocation: AllocationStep
     dispatch: DispatchStep
-    status: StatusStep
+    status: StatusUpdateStep
 
 
 class PipelineApp:
@@ -137,7 +137,7 @@ class PipelineApp:
         triggers = TriggerStep(resources.repository, resources.assets, utc_now)
         return PipelineSteps(
             triggers=triggers,
-            parking=ParkingStep(
+            parking=ParkedTriggerStep(
                 self.parked,
                 resources.repository,
                 resources.assets,
@@ -164,7 +164,7 @@ class PipelineApp:
                 lambda runner, seconds: metrics.dispatch_seconds.labels(runner).observe(seconds),
                 lambda runner: metrics.dispatches_set_aside.labels(runner).inc(),
             ),
-            status=StatusStep(resources.repository, self._count_update),
+            status=StatusUpdateStep(resources.repository, self._count_update),
         )
 
     def _count_update(self, outcome: UpdateOutcome) -> None:

@@ -17,7 +17,7 @@ from execution_stream.domain.dispatch import DispatchUnavailableError
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.ports import RepositoryUnavailableError
 from execution_stream.domain.trace import TraceContext
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     DeadLetterReason,
     Destination,
     Effects,

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from execution_stream.localstack import processes
+from execution_stream.dev_stack import processes
 
 
 @dataclass
@@ -28,7 +28,7 @@ class DynamoDBServer:
         return self.work_dir / "dynamodb.log"
 
     def start(self) -> None:
-        module = "execution_stream.localstack.moto_dynamodb"
+        module = "execution_stream.dev_stack.moto_dynamodb"
         command = [sys.executable, "-m", module, "127.0.0.1", str(self.port)]
         self._process = processes.spawn(command, self.log_path)
         processes.wait_until(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     DeadLetterReason,
     Destination,
     Effects,
@@ -17,7 +17,7 @@ from execution_stream.pipeline.records import (
     SourceRecord,
     dead_letter,
 )
-from execution_stream.streaming.wiring import DEAD_LETTER_KEEP_BYTES, Sender, handle_one_by_one
+from execution_stream.streaming.agent_loop import DEAD_LETTER_KEEP_BYTES, Sender, handle_one_by_one
 
 
 def record(offset: int, value: bytes = b"{}") -> SourceRecord:

@@ -15,7 +15,7 @@ from execution_stream.adapters.kafka_fetching import UndecodableBatch
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.operations.lag_report import PartitionLag
 from execution_stream.operations.lag_status import LagStatus
-from execution_stream.pipeline.records import Destination, Outgoing
+from execution_stream.pipeline.messages import Destination, Outgoing
 from execution_stream.pipeline.retrying import store_access_pauses
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

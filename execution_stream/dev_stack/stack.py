@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from execution_stream.localstack.dynamodb_server import DynamoDBServer
-from execution_stream.localstack.kafka_broker import KafkaBroker
+from execution_stream.dev_stack.dynamodb_server import DynamoDBServer
+from execution_stream.dev_stack.kafka_broker import KafkaBroker
 from execution_stream.settings import Settings
 
 
@@ -89,7 +89,7 @@ def _kafka(settings: Settings, work_dir: Path, stack: LocalStack, named: set[str
     if "kafka_bootstrap_servers" in named:
         return settings.kafka_bootstrap_servers
     if use_docker:
-        from execution_stream.localstack.containers import KafkaContainerService  # noqa: PLC0415
+        from execution_stream.dev_stack.containers import KafkaContainerService  # noqa: PLC0415
 
         container = KafkaContainerService()
         stack.started.append(container)
@@ -108,7 +108,7 @@ def _dynamodb(
     if "dynamodb_endpoint_url" in named and settings.dynamodb_endpoint_url:
         return settings.dynamodb_endpoint_url
     if use_docker:
-        from execution_stream.localstack.containers import DynamoDBContainerService  # noqa: PLC0415
+        from execution_stream.dev_stack.containers import DynamoDBContainerService  # noqa: PLC0415
 
         container = DynamoDBContainerService()
         stack.started.append(container)

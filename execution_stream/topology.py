@@ -6,7 +6,7 @@ topics' creation against the first partition assignment, and one of them waits f
 
 from __future__ import annotations
 
-# One small value per key (key schemes in domain/allocation.py and pipeline/parking.py). A table
+# One small value per key (key schemes in domain/allocation.py and pipeline/parked_triggers.py). A table
 # per concern, not per kind of key: a group of keys committed together must share a changelog.
 TABLE_ALLOCATIONS = "allocation-state"
 TABLE_PARKED_TRIGGERS = "parked-trigger-refs"

@@ -30,7 +30,7 @@ from execution_stream.domain.ports import (
 )
 from execution_stream.domain.trace import TraceContext
 from execution_stream.observability.logs import execution_fields, job_fields
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     AllocationRelease,
     DeadLetterReason,
     Destination,
@@ -88,7 +88,7 @@ class Report:
 
 
 @dataclass
-class StatusStep:
+class StatusUpdateStep:
     repository: ExecutionRepository
     count: Callable[[UpdateOutcome], None] = _ignore
 
@@ -137,7 +137,7 @@ class StatusStep:
 
     async def _apply(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         """A report that overtook its job's `dispatched` mark is held on the item, and the mark sends
-        it here again (pipeline/dispatching.py). Should the mark come between the refusal and the
+        it here again (pipeline/dispatches.py). Should the mark come between the refusal and the
         hold, the report is applied now: a status never goes back to pending."""
         result = await self._update(key, change)
         if not _overtook_its_dispatch(result, change):

@@ -45,8 +45,7 @@ from execution_stream.domain.ports import (
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.domain.trace import TraceContext
 from execution_stream.observability.logs import execution_fields, job_fields
-from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     AllocationLease,
     AllocationSetAside,
     DeadLetterReason,
@@ -57,8 +56,9 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.retrying import pause
-from execution_stream.pipeline.statuses import release_of
+from execution_stream.pipeline.status_updates import release_of
 
 logger = logging.getLogger(__name__)
 GITHUB_ACTIONS = "github_actions"

@@ -24,8 +24,7 @@ from execution_stream.domain.commits import Write
 from execution_stream.domain.executions import AssetMismatchError, check_asset_matches, trigger_of
 from execution_stream.domain.models import Asset, ExecutionEvent, ExecutionStatus
 from execution_stream.domain.ports import ExecutionKey, ExecutionRepository, StatusChange
-from execution_stream.pipeline.ports import AssetLookup, TenantFilter, every_tenant
-from execution_stream.pipeline.records import (
+from execution_stream.pipeline.messages import (
     DeadLetterReason,
     Destination,
     Effects,
@@ -35,11 +34,12 @@ from execution_stream.pipeline.records import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.ports import AssetLookup, TenantFilter, every_tenant
 from execution_stream.pipeline.triggers import ready_to_allocate, request_allocation
 
 
 @dataclass
-class ParkingStep:
+class ParkedTriggerStep:
     table: MutableMapping[str, Any]
     repository: ExecutionRepository
     assets: AssetLookup
