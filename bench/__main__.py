@@ -32,7 +32,7 @@ from bench.pipeline_run import pipeline_run
 from bench.profiling import Profiler
 from bench.report import RESULTS, Results, details, table, write_json
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
-from execution_stream.dev_stack.stack import LocalStack, local_stack
+from execution_stream.dev_stack.stack import DevStack, dev_stack
 from execution_stream.settings import Settings
 from tests.support.ledger import trigger_record
 
@@ -61,7 +61,7 @@ def arguments() -> argparse.Namespace:
 
 
 async def measure(
-    options: argparse.Namespace, settings: Settings, stack: LocalStack, work_dir: Path
+    options: argparse.Namespace, settings: Settings, stack: DevStack, work_dir: Path
 ) -> Results:
     n = options.n
     triggers = [trigger_record(f"bench-tenant-{i % options.tenants}", i) for i in range(n * options.k_factor)]
@@ -84,7 +84,7 @@ async def measure(
     return Results(n, kafka, dynamodb, pipeline, backlog, {})
 
 
-def context(stack: LocalStack, work_dir: Path, load_before: tuple[float, float, float]) -> dict[str, Any]:
+def context(stack: DevStack, work_dir: Path, load_before: tuple[float, float, float]) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
@@ -115,7 +115,7 @@ def main() -> int:
     if load_before[0] > BUSY_LOAD:
         print(f"note: load average {load_before[0]:.2f} before the run: figures may be low", file=sys.stderr)
     started = time.monotonic()
-    with local_stack(Settings(), work_dir / "stack") as stack:
+    with dev_stack(Settings(), work_dir / "stack") as stack:
         endpoints = stack.endpoints
         settings = Settings().model_copy(
             update={

@@ -40,7 +40,7 @@ from execution_stream.api.access_log import ACCESS_LOGGER
 from execution_stream.api.app import build_app
 from execution_stream.api.server import serving
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
-from execution_stream.dev_stack.stack import local_stack
+from execution_stream.dev_stack.stack import dev_stack
 from execution_stream.domain import keys
 from execution_stream.domain.models import Execution
 from execution_stream.domain.ports import ExecutionPage, ExecutionQuery, QueueSnapshot
@@ -287,9 +287,9 @@ def main() -> None:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     with ExitStack() as stack:
         if settings.dynamodb_endpoint_url is None:
-            # Naming the broker keeps local_stack from starting one: only DynamoDB is needed.
+            # Naming the broker keeps dev_stack from starting one: only DynamoDB is needed.
             only_dynamodb = Settings(kafka_bootstrap_servers=settings.kafka_bootstrap_servers)
-            running = stack.enter_context(local_stack(only_dynamodb, work_dir))
+            running = stack.enter_context(dev_stack(only_dynamodb, work_dir))
             endpoint = running.endpoints.dynamodb_endpoint_url
             settings = settings.model_copy(update={"dynamodb_endpoint_url": endpoint})
         _log_access_to(work_dir / "access.log")

@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from execution_stream.dev_stack import processes
-from execution_stream.dev_stack.stack import local_stack
+from execution_stream.dev_stack.stack import dev_stack
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
 
@@ -46,7 +46,7 @@ def run_dev(settings: Settings, work_dir: str | None) -> int:
     _on_signals(stop_requested)
     for name, value in LOCAL_AWS_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    with local_stack(settings, Path(work_dir) if work_dir else None) as stack:
+    with dev_stack(settings, Path(work_dir) if work_dir else None) as stack:
         local = _local_settings(settings, stack.endpoints.as_environment())
         for line in asyncio.run(provision(local)):
             _say(line)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
-from execution_stream.dev_stack.stack import LocalStack, local_stack
+from execution_stream.dev_stack.stack import DevStack, dev_stack
 from execution_stream.settings import Settings
 
 STACK_TIMINGS: dict[str, float] = {}
@@ -27,15 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     started = time.monotonic()
-    with local_stack(Settings(), tmp_path_factory.mktemp("stack")) as running:
+    with dev_stack(Settings(), tmp_path_factory.mktemp("stack")) as running:
         STACK_TIMINGS["start_seconds"] = time.monotonic() - started
         yield running
 
 
 @pytest.fixture(scope="session")
-def stack_settings(stack: LocalStack) -> Settings:
+def stack_settings(stack: DevStack) -> Settings:
     return Settings(
         kafka_bootstrap_servers=stack.endpoints.kafka_bootstrap_servers,
         dynamodb_endpoint_url=stack.endpoints.dynamodb_endpoint_url,

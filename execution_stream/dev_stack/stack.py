@@ -37,7 +37,7 @@ class Endpoints:
 
 
 @dataclass
-class LocalStack:
+class DevStack:
     endpoints: Endpoints
     broker: KafkaBroker | None
     dynamodb: DynamoDBServer | None
@@ -62,7 +62,7 @@ def docker_engine_answers() -> bool:
 
 
 @contextlib.contextmanager
-def local_stack(settings: Settings, work_dir: Path | None = None) -> Iterator[LocalStack]:
+def dev_stack(settings: Settings, work_dir: Path | None = None) -> Iterator[DevStack]:
     root = work_dir or Path(tempfile.mkdtemp(prefix="execution-stream-"))
     stack = start_local_stack(settings, root)
     try:
@@ -71,10 +71,10 @@ def local_stack(settings: Settings, work_dir: Path | None = None) -> Iterator[Lo
         stack.stop()
 
 
-def start_local_stack(settings: Settings, work_dir: Path) -> LocalStack:
+def start_local_stack(settings: Settings, work_dir: Path) -> DevStack:
     named = settings.model_fields_set
     use_docker = not {"kafka_bootstrap_servers", "dynamodb_endpoint_url"} <= named and docker_engine_answers()
-    stack = LocalStack(Endpoints("", ""), None, None, [])
+    stack = DevStack(Endpoints("", ""), None, None, [])
     try:
         kafka = _kafka(settings, work_dir, stack, named, use_docker)
         dynamodb = _dynamodb(settings, work_dir, stack, named, use_docker)
@@ -85,7 +85,7 @@ def start_local_stack(settings: Settings, work_dir: Path) -> LocalStack:
     return stack
 
 
-def _kafka(settings: Settings, work_dir: Path, stack: LocalStack, named: set[str], use_docker: bool) -> str:
+def _kafka(settings: Settings, work_dir: Path, stack: DevStack, named: set[str], use_docker: bool) -> str:
     if "kafka_bootstrap_servers" in named:
         return settings.kafka_bootstrap_servers
     if use_docker:
@@ -103,7 +103,7 @@ def _kafka(settings: Settings, work_dir: Path, stack: LocalStack, named: set[str
 
 
 def _dynamodb(
-    settings: Settings, work_dir: Path, stack: LocalStack, named: set[str], use_docker: bool
+    settings: Settings, work_dir: Path, stack: DevStack, named: set[str], use_docker: bool
 ) -> str:
     if "dynamodb_endpoint_url" in named and settings.dynamodb_endpoint_url:
         return settings.dynamodb_endpoint_url
