@@ -16,6 +16,7 @@ import bisect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from aiokafka.consumer.fetcher import FetchResult, PartitionRecords
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 _APPLIED = "_execution_stream_fetching"
 READ_COMMITTED = "read_committed"
+# The versions whose fetcher internals `apply` was written against and proven on.
+TESTED_AIOKAFKA = frozenset({"0.14.0"})
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,19 @@ def on_undecodable(listener: UndecodableListener) -> None:
     _listeners.append(listener)
 
 
+def require_tested_version(distribution: str, tested: frozenset[str]) -> None:
+    """Patching the internals of a version they were not tested with could lose records silently."""
+    installed = metadata.version(distribution)
+    if installed not in tested:
+        raise RuntimeError(
+            f"{distribution} {installed} is installed, but execution-stream patches its internals and was "
+            f"tested only with {distribution} {', '.join(sorted(tested))}: run the tests (unit, faults) "
+            "with it, then add it to the tested versions"
+        )
+
+
 def apply() -> None:
+    require_tested_version("aiokafka", TESTED_AIOKAFKA)
     if getattr(PartitionRecords, _APPLIED, False):
         return
     original_unpack = PartitionRecords._unpack_records
