@@ -15,9 +15,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from bench.progress import Progress
+from execution_stream.adapters.kafka_topic_reader import READ_UNCOMMITTED, KafkaTopicReader
 
 Key = tuple[str, str]
 
@@ -37,33 +36,26 @@ class JobWatch:
     job_records: int = 0
     created: dict[Key, Seen] = field(default_factory=dict)
     dispatched: dict[Key, Seen] = field(default_factory=dict)
-    _consumer: Any = None
+    _reader: KafkaTopicReader | None = None
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
-        await self._consumer.start()
-        cluster = await self._consumer._client.fetch_all_metadata()
-        assigned = [
-            TopicPartition(topic, partition)
-            for topic in (self.jobs_topic, self.events_topic)
-            for partition in cluster.partitions_for_topic(topic) or set()
-        ]
-        self._consumer.assign(assigned)
-        await self._consumer.seek_to_beginning(*assigned)
-        self._task = asyncio.create_task(self._follow())
+        topics = [self.jobs_topic, self.events_topic]
+        self._reader = KafkaTopicReader(self.bootstrap_servers, topics, isolation_level=READ_UNCOMMITTED)
+        await self._reader.start()
+        self._task = asyncio.create_task(self._follow(self._reader))
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._reader is not None:
+            await self._reader.stop()
 
-    async def _follow(self) -> None:
+    async def _follow(self, reader: KafkaTopicReader) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
+            batches = await reader.poll(timeout_ms=100, max_records=2000)
             received_at = time.time()
             for partition, records in batches.items():
                 for record in records:

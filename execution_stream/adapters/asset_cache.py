@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import logging
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from execution_stream.adapters import kafka_fetching
+from execution_stream.adapters.kafka_topic_reader import KafkaTopicReader
 from execution_stream.domain.models import Asset
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,8 @@ class KafkaAssetCache:
     def __init__(self, bootstrap_servers: str, topic: str, catch_up_timeout_seconds: float = 60.0) -> None:
         self._topic = topic
         kafka_fetching.apply()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level=kafka_fetching.READ_COMMITTED,
+        self._reader = KafkaTopicReader(
+            bootstrap_servers, [topic], isolation_level=kafka_fetching.READ_COMMITTED
         )
         self._catch_up_timeout = catch_up_timeout_seconds
         self._assets: dict[str, Asset] = {}
@@ -45,37 +43,26 @@ class KafkaAssetCache:
         return len(self._assets)
 
     async def start(self) -> None:
-        await self._consumer.start()
+        await self._reader.start()
         try:
-            await self._catch_up_from_the_beginning()
+            await asyncio.wait_for(self._catch_up(), timeout=self._catch_up_timeout)
         except BaseException:
-            await self._consumer.stop()
+            await self._reader.stop()
             raise
         self._follower = asyncio.create_task(self._follow())
-
-    async def _catch_up_from_the_beginning(self) -> None:
-        cluster = await self._consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(self._topic)
-        if not partitions:
-            raise AssetCacheError(f"topic {self._topic!r} does not exist: run `execution-stream init`")
-        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        self._consumer.assign(assigned)
-        await self._consumer.seek_to_beginning(*assigned)
-        ends = await self._consumer.end_offsets(assigned)
-        await asyncio.wait_for(self._catch_up(ends), timeout=self._catch_up_timeout)
 
     async def stop(self) -> None:
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
-        await self._consumer.stop()
+        await self._reader.stop()
 
-    async def _catch_up(self, ends: dict[TopicPartition, int]) -> None:
-        behind = dict(ends)
-        while behind:
-            await self._poll()
-            behind = {tp: end for tp, end in behind.items() if await self._consumer.position(tp) < end}
+    async def _catch_up(self) -> None:
+        if not self._reader.partitions:
+            raise AssetCacheError(f"topic {self._topic!r} does not exist: run `execution-stream init`")
+        async for record in self._reader.read_to_end():
+            self._apply(record)
 
     async def _follow(self) -> None:
         while True:
@@ -88,7 +75,7 @@ class KafkaAssetCache:
                 await asyncio.sleep(1)
 
     async def _poll(self) -> None:
-        batches = await self._consumer.getmany(timeout_ms=500)
+        batches = await self._reader.poll(timeout_ms=500)
         for records in batches.values():
             for record in records:
                 self._apply(record)

@@ -34,6 +34,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from execution_stream.domain.backoff import backoff_seconds
 from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
 from execution_stream.domain.enrichment import GithubWorkflowTarget
 from execution_stream.domain.timestamps import as_utc
@@ -255,9 +256,12 @@ class GithubActionsDispatcher:
         raise AssertionError("unreachable: max_attempts >= 1")
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._max_backoff, self._base_backoff * 2.0 ** (attempt - 1))
-        jitter: float = random.uniform(0, ceiling / 2)  # spreads retries; not a secret
-        return ceiling / 2 + jitter
+        return backoff_seconds(
+            attempt - 1,  # attempts count from 1 here
+            first_seconds=self._base_backoff,
+            max_seconds=self._max_backoff,
+            draw=random.random(),  # spreads retries; not a secret
+        )
 
 
 def _raise_unless_success(answer: _Answer, what: str) -> None:

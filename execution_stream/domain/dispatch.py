@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from execution_stream.domain.backoff import backoff_seconds
+
 
 class DispatchError(Exception):
     """A job could not be handed to its runner."""
@@ -49,4 +51,4 @@ class DispatchRetryPolicy:
     def delay(self, attempt: int, asked_seconds: float | None) -> float:
         if asked_seconds is not None:
             return max(1.0, asked_seconds)
-        return min(self.max_seconds, self.first_seconds * 2.0 ** min(attempt, 32))
+        return backoff_seconds(attempt, first_seconds=self.first_seconds, max_seconds=self.max_seconds)

@@ -8,7 +8,8 @@ import logging
 import random
 from collections import Counter
 
-from execution_stream.domain.ports import RepositoryAccessError
+from execution_stream.domain.backoff import backoff_seconds
+from execution_stream.domain.store import RepositoryAccessError
 
 logger = logging.getLogger(__name__)
 MAX_PAUSE_SECONDS = 15.0
@@ -20,7 +21,7 @@ store_access_pauses: Counter[str] = Counter()
 
 async def pause(attempt: int, what: str, error: BaseException) -> None:
     """Exponential backoff with jitter: 0.1-0.2 s after the first failure, at most 15 s."""
-    delay = min(MAX_PAUSE_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
+    delay = backoff_seconds(attempt, first_seconds=0.2, max_seconds=MAX_PAUSE_SECONDS, draw=random.random())
     report_pause(what, delay, error)
     await asyncio.sleep(delay)
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
+from execution_stream.adapters.kafka_topic_reader import READ_UNCOMMITTED, KafkaTopicReader
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey
+from execution_stream.domain.store import ExecutionKey
 from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline
 from tests.support.ledger import asset_record, executions_of, trigger_record
-from tests.support.pipeline import produce
+from tests.support.pipeline import Pipeline, produce
 from tests.support.tcp_proxy import running_tcp_proxy
 
 TENANTS = ("tenant-a", "tenant-b", "tenant-c", "tenant-d")
@@ -52,9 +52,9 @@ class InstantRunner:
     settings: Settings
     reported: set[str] = field(default_factory=set)
 
-    async def run(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    async def run(self, reader: KafkaTopicReader, producer: AIOKafkaProducer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=100)
+            batches = await reader.poll(timeout_ms=100)
             jobs = [json.loads(r.value) for records in batches.values() for r in records if r.value]
             sent = [
                 await producer.send(self.settings.topic_execution_status, **self._report(j)) for j in jobs
@@ -77,24 +77,20 @@ class InstantRunner:
 @asynccontextmanager
 async def instant_runner(settings: Settings) -> AsyncIterator[InstantRunner]:
     runner = InstantRunner(settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    jobs = KafkaTopicReader(
+        settings.kafka_bootstrap_servers, [settings.topic_runner_jobs], isolation_level=READ_UNCOMMITTED
+    )
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0)
-    await consumer.start()
+    await jobs.start()
     await producer.start()
     try:
-        partitions = (await consumer._client.fetch_all_metadata()).partitions_for_topic(
-            settings.topic_runner_jobs
-        )
-        assigned = [TopicPartition(settings.topic_runner_jobs, p) for p in partitions or set()]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        task = asyncio.create_task(runner.run(consumer, producer))
+        task = asyncio.create_task(runner.run(jobs, producer))
         yield runner
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     finally:
-        await consumer.stop()
+        await jobs.stop()
         await producer.stop()
 
 

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from execution_stream.adapters.kafka_topic_reader import READ_UNCOMMITTED, KafkaTopicReader
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.models import ExecutionStatus, TriggerEvent
 from execution_stream.settings import Settings
-from tests.factories import asset, trigger_event
+from tests.support.factories import asset, trigger_event
 from tests.support.github_standin import GithubStandin
 from tests.support.pipeline import as_json
 
@@ -175,7 +176,7 @@ class SimulatedRunners:
     events: list[dict[str, Any]] = field(default_factory=list)  # every execution-events record
     last_report_at: float = 0.0
     job_arrivals: list[float] = field(default_factory=list)  # when each newly seen job was first seen
-    _consumer: AIOKafkaConsumer | None = None
+    _reader: KafkaTopicReader | None = None
     _producer: AIOKafkaProducer | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -217,20 +218,13 @@ class SimulatedRunners:
         return {i for i, t in self._by_id.items() if not t.planned_reports()}
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
+        topics = [self.settings.topic_runner_jobs, self.settings.topic_execution_events]
+        self._reader = KafkaTopicReader(
+            self.settings.kafka_bootstrap_servers, topics, isolation_level=READ_UNCOMMITTED
         )
         self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all")
-        await self._consumer.start()
+        await self._reader.start()
         await self._producer.start()
-        cluster = await self._consumer._client.fetch_all_metadata()
-        assigned = [
-            TopicPartition(topic, partition)
-            for topic in (self.settings.topic_runner_jobs, self.settings.topic_execution_events)
-            for partition in cluster.partitions_for_topic(topic) or set()
-        ]
-        self._consumer.assign(assigned)
-        await self._consumer.seek_to_beginning(*assigned)
         self._task = asyncio.create_task(self._run())
 
     async def halt(self) -> None:
@@ -242,11 +236,11 @@ class SimulatedRunners:
 
     async def stop(self) -> None:
         await self.halt()
-        for client in (self._consumer, self._producer):
+        for client in (self._reader, self._producer):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
-        self._consumer = self._producer = None
+        self._reader, self._producer = None, None
 
     async def drain(self, rounds: int = 10) -> None:
         """Reads what is left on the topics (after the run loop stopped)."""
@@ -264,8 +258,8 @@ class SimulatedRunners:
                 await asyncio.sleep(0.5)  # the broker is away (a fault under test): try again
 
     async def _poll(self) -> None:
-        assert self._consumer is not None
-        batches = await self._consumer.getmany(timeout_ms=200)
+        assert self._reader is not None
+        batches = await self._reader.poll(timeout_ms=200)
         for partition, records in batches.items():
             target = self.jobs if partition.topic == self.settings.topic_runner_jobs else self.events
             target.extend(json.loads(r.value) for r in records if r.value)
