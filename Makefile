@@ -16,6 +16,7 @@ test: $(INSTALLED) $(KAFKA_JARS) lint typecheck
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
@@ -34,4 +35,4 @@ $(KAFKA_JARS): deploy/local/pom.xml
 	touch $@
 
 clean:
-	rm -rf $(VENV) deploy/local/target .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) deploy/local/target .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

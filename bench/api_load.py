@@ -32,20 +32,19 @@ import aiohttp
 import jwt
 from pydantic import SecretStr
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import open_client
-from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.adapters.dynamodb_table import create_table
 from execution_stream.api.access_log import ACCESS_LOGGER
-from execution_stream.api.app import build_app
+from execution_stream.api.app import build_api
 from execution_stream.api.server import serving
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
 from execution_stream.dev_stack.stack import dev_stack
-from execution_stream.domain import keys
 from execution_stream.domain.models import Execution
-from execution_stream.domain.ports import ExecutionPage, ExecutionQuery, QueueSnapshot
+from execution_stream.domain.store import ExecutionPage, ExecutionQuery, QueueSnapshot
 from execution_stream.settings import Settings
-from tests.factories import BASE_TIME, execution
+from tests.support.factories import BASE_TIME, execution
 
 PAGE = 20
 RESULTS = Path(__file__).parent / "results" / "api_load.json"
@@ -188,9 +187,8 @@ async def check_page(url: str, token: str) -> None:
 
 
 class FixedPage:
-    """A repository that answers every list with one page read before: the API's own cost.
-
-    Also the reader: the bench's executions are never queued, so no snapshot is asked for."""
+    """A reader that answers every list with one page read before: the API's own cost. The bench's
+    executions are never queued, so no snapshot is asked for."""
 
     def __init__(self, page: ExecutionPage) -> None:
         self._page = page
@@ -212,7 +210,7 @@ async def load_api_alone(settings: Settings, tenant: str, token: str, seconds: f
     async with open_repository(settings) as repository:
         page = await repository.list(ExecutionQuery(tenant, limit=PAGE))
     fixed = FixedPage(page)
-    app = build_app(settings, fixed, fixed)  # type: ignore[arg-type]
+    app = build_api(settings, fixed)
     async with serving(app, "127.0.0.1", 0) as base:
         load = await load_api(f"{base}/executions?limit={PAGE}", token, 4, seconds)
     return Load(**(asdict(load) | {"label": "API, in-memory page (no DynamoDB), 4 conns"}))
@@ -225,8 +223,8 @@ async def measure(settings: Settings, arguments: argparse.Namespace) -> tuple[li
     token = jwt.encode({"tenant_id": tenant, "exp": int(time.time()) + 7200}, _secret(settings))
     pairs = []
     for connections in arguments.connections:
-        async with open_repository(settings) as repository, open_reader(settings) as reader:
-            app = build_app(settings, repository, reader)
+        async with open_repository(settings) as repository:
+            app = build_api(settings, repository)
             async with serving(app, "127.0.0.1", 0) as base:
                 url = f"{base}/executions?limit={PAGE}"
                 await check_page(url, token)

@@ -115,7 +115,7 @@ async def _bytes_per_parked(count: int) -> float:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for reference in parked:
-        writes, _ = await step.handle(reference)
+        writes, _ = await step.decide(reference)
         step.commit(writes)
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()

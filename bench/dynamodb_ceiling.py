@@ -25,16 +25,16 @@ import psutil
 
 from bench.observe import OTHERS, CpuShare, cpu_seconds
 from bench.progress import Progress
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters import dynamodb_status
 from execution_stream.adapters.dynamodb_client import open_client, to_attribute_values
+from execution_stream.adapters.dynamodb_item_codec import execution_to_item
 from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository
 from execution_stream.adapters.dynamodb_table import create_table
-from execution_stream.domain import keys
-from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey, StatusChange
+from execution_stream.domain.store import ExecutionKey, StatusChange
 from execution_stream.settings import Settings
-from tests.factories import execution
+from tests.support.factories import execution
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient

@@ -10,7 +10,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -59,7 +58,3 @@ def isolated_settings(stack_settings: Settings, unique: str) -> Settings:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if "start_seconds" in STACK_TIMINGS:
         terminalreporter.write_line(f"local stack started in {STACK_TIMINGS['start_seconds']:.1f}s")
-
-
-def project_root() -> Path:
-    return Path(__file__).resolve().parents[1]

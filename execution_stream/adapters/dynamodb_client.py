@@ -21,7 +21,7 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
-from execution_stream.domain.ports import (
+from execution_stream.domain.store import (
     RepositoryAccessError,
     RepositoryError,
     RepositoryUnavailableError,

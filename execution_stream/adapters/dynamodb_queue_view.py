@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import error_code
-from execution_stream.domain import keys
 from execution_stream.domain.allocation import Queued, RunnerLine
 from execution_stream.domain.models import KEY_SEPARATOR
 from execution_stream.domain.timestamps import format_timestamp

@@ -1,4 +1,4 @@
-"""The Executions table behind the ExecutionReader port: the API's reads besides listing.
+"""The API's reads besides listing, which DynamoDBExecutionRepository answers through this reader.
 
 One execution by tenant and id is one Query on GSI5 (its partition key names both; an index has
 no GetItem). Runner queue snapshots are items of the tenant's partition, `SK = QUEUE#<runner>`,
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import from_attribute_values, open_client, translate
-from execution_stream.domain import keys
-from execution_stream.domain.item_codec import execution_from_item
+from execution_stream.adapters.dynamodb_item_codec import execution_from_item
 from execution_stream.domain.models import Execution
-from execution_stream.domain.ports import QueueSnapshot, RepositoryError, RepositoryUnavailableError
+from execution_stream.domain.store import QueueSnapshot, RepositoryError, RepositoryUnavailableError
 from execution_stream.settings import Settings
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""The Executions table behind the ExecutionRepository port (aiobotocore; never a Scan)."""
+"""The Executions table behind two ports, the pipeline's ExecutionStore and the API's ExecutionReader
+(aiobotocore; never a Scan)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters import dynamodb_status
 from execution_stream.adapters.dynamodb_client import (
     error_code,
@@ -17,18 +19,18 @@ from execution_stream.adapters.dynamodb_client import (
     to_attribute_values,
     translate,
 )
-from execution_stream.domain import keys
+from execution_stream.adapters.dynamodb_item_codec import execution_from_item, execution_to_item
+from execution_stream.adapters.dynamodb_reads import DynamoDBExecutionReader
 from execution_stream.domain.executions import apply_status
-from execution_stream.domain.item_codec import execution_from_item, execution_to_item
 from execution_stream.domain.lifecycle import allowed_predecessors
 from execution_stream.domain.models import Asset, Execution
-from execution_stream.domain.ports import (
+from execution_stream.domain.store import (
     CreateResult,
     ExecutionKey,
     ExecutionPage,
     ExecutionQuery,
-    InvalidPageKeyError,
     PageKey,
+    QueueSnapshot,
     RepositoryError,
     StatusChange,
     StatusUpdateResult,
@@ -58,6 +60,7 @@ class DynamoDBExecutionRepository:
         self._client = client
         self._table = table
         self._write_concurrency = write_concurrency
+        self._reads = DynamoDBExecutionReader(client, table)
 
     async def create(self, execution: Execution) -> CreateResult:
         """A conditional put; when the execution is stored already, the stored one is returned."""
@@ -201,8 +204,7 @@ class DynamoDBExecutionRepository:
         if len(items) <= query.limit:
             return ExecutionPage(page, None)
         last = items[query.limit - 1]
-        names = (keys.PK, keys.SK, index.partition_key_name, index.sort_key_name)
-        return ExecutionPage(page, {name: str(last[name]) for name in names})
+        return ExecutionPage(page, {name: str(last[name]) for name in index.page_key_names})
 
     async def _query(self, index: keys.IndexQuery, wanted: int, start: dict[str, Any] | None) -> Items:
         """Up to `wanted` items, newest first. DynamoDB ends a response at 1 MB with a
@@ -221,6 +223,12 @@ class DynamoDBExecutionRepository:
             if start is None or len(items) >= wanted:
                 return items
         raise RepositoryError(f"list executions: fewer than {wanted} items after {wanted} queries")
+
+    async def find(self, tenant_id: str, execution_id: str) -> Execution | None:
+        return await self._reads.find(tenant_id, execution_id)
+
+    async def queue_snapshots(self, tenant_id: str, runners: frozenset[str]) -> dict[str, QueueSnapshot]:
+        return await self._reads.queue_snapshots(tenant_id, runners)
 
     async def ping(self) -> None:
         try:
@@ -250,9 +258,5 @@ def _list_request(table: str, index: keys.IndexQuery, limit: int) -> dict[str, A
 
 def _start_key(query: ExecutionQuery, index: keys.IndexQuery) -> dict[str, Any]:
     start: PageKey = query.start_after or {}
-    expected = {keys.PK, keys.SK, index.partition_key_name, index.sort_key_name}
-    if set(start) != expected or start[index.partition_key_name] != index.partition_key_value:
-        raise InvalidPageKeyError("the continuation key belongs to another query")
-    if start[keys.PK] != keys.partition_key(query.tenant_id):
-        raise InvalidPageKeyError("the continuation key belongs to another tenant")
+    keys.check_page_key(start, query.tenant_id, index)
     return {name: {"S": value} for name, value in start.items()}

@@ -7,11 +7,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from execution_stream.domain import keys
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.domain.executions import asset_target
 from execution_stream.domain.lifecycle import allowed_predecessors
 from execution_stream.domain.models import STATUS_TIME_FIELD, Asset, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey, StatusChange
+from execution_stream.domain.store import ExecutionKey, StatusChange
 from execution_stream.domain.timestamps import epoch_seconds, format_timestamp, parse_timestamp
 
 HELD_REPORTS = "held_reports"

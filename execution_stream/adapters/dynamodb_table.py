@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from execution_stream.domain import keys
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.settings import Settings
 
 if TYPE_CHECKING:

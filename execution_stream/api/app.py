@@ -1,4 +1,4 @@
-"""The aiohttp application of the API, built from settings, a repository and a reader (no globals)."""
+"""The aiohttp application of the API, built from settings and a reader of the store (no globals)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,16 @@ from execution_stream.api.cursors import CursorCodec, cursor_key
 from execution_stream.api.metrics import ApiMetrics
 from execution_stream.api.middleware import json_errors
 from execution_stream.api.openapi import openapi_document
-from execution_stream.domain.ports import ExecutionReader, ExecutionRepository
+from execution_stream.api.ports import ExecutionReader
 from execution_stream.settings import Settings
 
 # Every endpoint is a GET: a request body has no use here.
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 
-def build_app(
-    settings: Settings, repository: ExecutionRepository, reader: ExecutionReader
-) -> web.Application:
+def build_api(settings: Settings, reader: ExecutionReader) -> web.Application:
     """Raises AuthConfigurationError or CursorConfigurationError when no key is configured."""
     context = handlers.ApiContext(
-        repository=repository,
         reader=reader,
         verifier=TokenVerifier.from_settings(settings),
         cursors=CursorCodec(cursor_key(settings)),

@@ -22,11 +22,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.api.errors import InvalidCursorError
 from execution_stream.api.validation import ExecutionFilter
-from execution_stream.domain import keys
 from execution_stream.domain.models import ExecutionStatus
-from execution_stream.domain.ports import PageKey
+from execution_stream.domain.store import InvalidPageKeyError, PageKey
 from execution_stream.settings import Settings
 
 CURSOR_VERSION = 1
@@ -127,17 +127,14 @@ def _filter_of(payload: Mapping[str, Any]) -> ExecutionFilter:
     )
 
 
-def _check_page_key(page_key: Mapping[str, str], tenant_id: str, execution_filter: ExecutionFilter) -> None:
-    """A start key must lie in the partition this query reads, or DynamoDB would refuse it."""
+def _check_page_key(page_key: PageKey, tenant_id: str, execution_filter: ExecutionFilter) -> None:
+    """The store's own check of a start key, run before any read: a cursor that does not fit is a
+    400 that names the cursor."""
     index = keys.index_for_filter(tenant_id, execution_filter.status, execution_filter.plan_item_slug)
-    expected_names = {keys.PK, keys.SK, index.partition_key_name, index.sort_key_name}
-    if (
-        set(page_key) != expected_names
-        or page_key[keys.PK] != keys.partition_key(tenant_id)
-        or page_key[index.partition_key_name] != index.partition_key_value
-        or not all(page_key.values())
-    ):
-        raise InvalidCursorError("its start key does not fit this query")
+    try:
+        keys.check_page_key(page_key, tenant_id, index)
+    except InvalidPageKeyError:
+        raise InvalidCursorError("its start key does not fit this query") from None
 
 
 def _b64encode(data: bytes) -> str:

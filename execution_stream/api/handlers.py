@@ -20,14 +20,10 @@ from execution_stream.api.errors import (
     error_response,
 )
 from execution_stream.api.items import api_items
+from execution_stream.api.ports import ExecutionReader
 from execution_stream.api.validation import parse_execution_id, parse_list_parameters
 from execution_stream.domain.models import Execution
-from execution_stream.domain.ports import (
-    ExecutionQuery,
-    ExecutionReader,
-    ExecutionRepository,
-    RepositoryError,
-)
+from execution_stream.domain.store import ExecutionQuery, RepositoryError
 
 logger = logging.getLogger("execution_stream.api")
 
@@ -46,7 +42,6 @@ TENANT_ID: Any = _request_key("tenant_id")
 
 @dataclass(frozen=True)
 class ApiContext:
-    repository: ExecutionRepository
     reader: ExecutionReader
     verifier: TokenVerifier
     cursors: CursorCodec
@@ -72,7 +67,7 @@ async def list_executions(request: web.Request) -> web.Response:
     start = None
     if parameters.after is not None:
         start = context.cursors.decode(parameters.after, tenant_id, parameters.filter)
-    page = await context.repository.list(
+    page = await context.reader.list(
         ExecutionQuery(
             tenant_id=tenant_id,
             status=parameters.filter.status,
@@ -116,10 +111,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    repository = request.app[CONTEXT].repository
+    reader = request.app[CONTEXT].reader
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
-            await repository.ping()
+            await reader.ping()
     except TimeoutError:
         reason = f"no answer within {READINESS_TIMEOUT_SECONDS:g}s"
     except RepositoryError as error:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from execution_stream.domain.item_codec import execution_to_item
+from execution_stream.adapters.dynamodb_item_codec import execution_to_item
+from execution_stream.api.ports import ExecutionReader
 from execution_stream.domain.models import Execution
-from execution_stream.domain.ports import ExecutionReader
 from execution_stream.domain.waiting import Waiting, runners_to_look_up, waiting_of
 
 HIDDEN_FIELDS = ("waiting_for_asset", "queue_index", "traceparent", "tracestate")

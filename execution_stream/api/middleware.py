@@ -16,7 +16,7 @@ from execution_stream.api.errors import (
     error_response,
 )
 from execution_stream.api.handlers import TENANT_ID
-from execution_stream.domain.ports import InvalidPageKeyError, RepositoryUnavailableError
+from execution_stream.domain.store import InvalidPageKeyError, RepositoryUnavailableError
 
 logger = logging.getLogger("execution_stream.api")
 

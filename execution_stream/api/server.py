@@ -15,10 +15,9 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.api.access_log import ACCESS_LOGGER, JsonAccessLogger
-from execution_stream.api.app import build_app
+from execution_stream.api.app import build_api
 from execution_stream.settings import Settings
 
 logger = logging.getLogger("execution_stream.api")
@@ -37,8 +36,8 @@ async def serve_until_stopped(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with open_repository(settings) as repository, open_reader(settings) as reader:
-        app = build_app(settings, repository, reader)
+    async with open_repository(settings) as repository:
+        app = build_api(settings, repository)
         async with serving(app, settings.api_host, settings.api_port) as url:
             logger.info(json.dumps({"event": "api_listening", "url": url}))
             await stop.wait()

@@ -102,9 +102,7 @@ def _kafka(settings: Settings, work_dir: Path, stack: DevStack, named: set[str],
     return broker.bootstrap_servers
 
 
-def _dynamodb(
-    settings: Settings, work_dir: Path, stack: DevStack, named: set[str], use_docker: bool
-) -> str:
+def _dynamodb(settings: Settings, work_dir: Path, stack: DevStack, named: set[str], use_docker: bool) -> str:
     if "dynamodb_endpoint_url" in named and settings.dynamodb_endpoint_url:
         return settings.dynamodb_endpoint_url
     if use_docker:

@@ -1,4 +1,4 @@
-"""The pure domain of the Execution service: records, lifecycle, identity and the key scheme."""
+"""The pure domain of the Execution service: records, lifecycle, identity and what the store answers."""
 
 from execution_stream.domain.executions import (
     AssetMismatchError,

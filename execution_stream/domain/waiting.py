@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import QueueSnapshot
+from execution_stream.domain.store import QueueSnapshot
 
 
 class WaitingReason(StrEnum):

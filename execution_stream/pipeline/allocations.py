@@ -1,16 +1,18 @@
 """allocate-runner-resource: one tenant's slots, requests, releases and deadlines in their order.
 
 The step decides and returns the table writes with the effects; the agent sends the effects and only
-then applies the writes, so state in the table never runs ahead of what was sent. A request of an
-execution that holds a slot already is forwarded again, because the first forward may be the one a
-crash lost; dispatching drops it if it is done.
+then applies the writes, so state in the table never runs ahead of what was sent. The agent hands it
+one record at a time: a faust table learns a write's changelog partition from the record in hand.
+A request of an execution that holds a slot already is forwarded again, because the first forward
+may be the one a crash lost; dispatching drops it if it is done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from execution_stream.domain import commits
@@ -27,6 +29,10 @@ from execution_stream.pipeline.messages import (
     Destination,
     Effects,
     ExecutionRef,
+    Outgoing,
+    SourceRecord,
+    allocation_message,
+    decode_keyed_by_tenant,
     encode,
 )
 from execution_stream.pipeline.ports import QueueView, TenantFilter, every_tenant
@@ -56,7 +62,17 @@ class AllocationStep:
     def __post_init__(self) -> None:
         self.allocator = Allocator(self.table, self.limits.of, self.memory)
 
-    def handle(self, message: AllocationMessageType) -> tuple[Result, Effects]:
+    async def handle(self, records: Sequence[SourceRecord]) -> Effects:
+        """One record's effects, with its table writes to apply once they are sent."""
+        [record] = records
+        message = decode_keyed_by_tenant(allocation_message, record)
+        if isinstance(message, Outgoing):
+            return Effects([message])
+        result, effects = self.decide(message)
+        effects.then_store(partial(self.commit, result))
+        return effects
+
+    def decide(self, message: AllocationMessageType) -> tuple[Result, Effects]:
         """The decision, with the table writes to apply once the returned effects are sent."""
         allocator, now, tenant = self.allocator, self.now().timestamp(), message.tenant_id
         if isinstance(message, AllocationRequest):

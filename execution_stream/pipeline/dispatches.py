@@ -36,9 +36,8 @@ from execution_stream.domain.models import (
     ExecutionStatus,
     ExecutionStatusUpdate,
 )
-from execution_stream.domain.ports import (
+from execution_stream.domain.store import (
     ExecutionKey,
-    ExecutionRepository,
     RepositoryUnavailableError,
     StatusChange,
 )
@@ -56,7 +55,7 @@ from execution_stream.pipeline.messages import (
     dead_letter,
     encode,
 )
-from execution_stream.pipeline.ports import GithubDispatcher, RunnerJobPublisher
+from execution_stream.pipeline.ports import ExecutionStore, GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.retrying import pause
 from execution_stream.pipeline.status_updates import release_of
 
@@ -68,7 +67,7 @@ _MARKED_NOT_FINISHED = frozenset({ExecutionStatus.DISPATCHED, ExecutionStatus.RU
 
 @dataclass
 class DispatchStep:
-    repository: ExecutionRepository
+    repository: ExecutionStore
     github: GithubDispatcher
     runner_jobs: RunnerJobPublisher
     status_topic: str
@@ -211,7 +210,7 @@ class DispatchStep:
         if reason_text not in _DISPATCH_FAILURES or stored.status is not ExecutionStatus.FAILED:
             return
         event = ExecutionEvent.from_change(stored, previous_status(stored))
-        effects.send(Destination.EVENTS, stored.tenant_id, encode(event), stored.trace)
+        effects.publish(event, stored.trace)
         effects.outgoing.append(dead_letter(record, DeadLetterReason(reason_text), message, stored.trace))
 
     async def _mark(self, execution: Execution, change: StatusChange, effects: Effects) -> None:
@@ -225,7 +224,7 @@ class DispatchStep:
         else:
             return
         event = ExecutionEvent.from_change(changed, previous)
-        effects.send(Destination.EVENTS, execution.tenant_id, encode(event), changed.trace)
+        effects.publish(event, changed.trace)
         if change.status is ExecutionStatus.DISPATCHED:
             self._send_held_reports(changed, result.held_reports, effects)
 
@@ -236,7 +235,7 @@ class DispatchStep:
         held = await self.repository.held_reports(ExecutionKey.of(stored))
         if stored.status is ExecutionStatus.DISPATCHED:
             event = ExecutionEvent.from_change(stored, ExecutionStatus.PENDING)
-            effects.send(Destination.EVENTS, stored.tenant_id, encode(event), stored.trace)
+            effects.publish(event, stored.trace)
             if stored.deadline_at is not None:
                 self._lease(stored, parse_timestamp(stored.deadline_at), effects)
         self._send_held_reports(stored, held, effects)

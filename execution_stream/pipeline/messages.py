@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from execution_stream.domain.models import Execution
+from execution_stream.domain.models import Execution, ExecutionEvent
 from execution_stream.domain.trace import TRACEPARENT, TRACESTATE, CarriesTrace, TraceContext
+
+logger = logging.getLogger(__name__)
+
+
+class OfTenant(Protocol):
+    @property
+    def tenant_id(self) -> str: ...
+
+
+M = TypeVar("M")
+T = TypeVar("T", bound=OfTenant)
 
 
 class Destination(StrEnum):
@@ -46,6 +57,8 @@ class Outgoing:
     key: str | None
     value: bytes
     headers: Headers = ()
+    # The status change a record on execution-events encodes, for whoever counts them.
+    event: ExecutionEvent | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -244,9 +257,12 @@ waiting_message = TypeAdapter[ParkedTrigger | WakeUp](WaitingMessage)
 
 @dataclass
 class Effects:
-    """Everything one step wants written before its input is acknowledged."""
+    """Everything one step wants written before its input is acknowledged: records to send, then
+    writes to its own state, applied only once the records are sent (the state never runs ahead of
+    what was sent)."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
+    stores: list[Callable[[], None]] = field(default_factory=list)
 
     def send(
         self, destination: Destination, key: str | None, value: bytes, trace: TraceContext | None = None
@@ -254,9 +270,45 @@ class Effects:
         """`value` to `destination`, with the trace context of what caused it in its headers."""
         self.outgoing.append(Outgoing(destination, key, value, trace_headers(trace)))
 
-    def extend(self, more: Sequence[Outgoing]) -> None:
-        self.outgoing.extend(more)
+    def publish(self, event: ExecutionEvent, trace: TraceContext | None) -> None:
+        """A status change on execution-events; the event rides along for the worker's metrics."""
+        headers = trace_headers(trace)
+        self.outgoing.append(Outgoing(Destination.EVENTS, event.tenant_id, encode(event), headers, event))
+
+    def then_store(self, store: Callable[[], None]) -> None:
+        self.stores.append(store)
+
+    def merge(self, more: Effects) -> None:
+        self.outgoing.extend(more.outgoing)
+        self.stores.extend(more.stores)
+
+    def store(self) -> None:
+        """Applies the state writes, in their order: call once the outgoing records are sent."""
+        for store in self.stores:
+            store()
 
 
-def parse_json(raw: bytes) -> Any:
-    return json.loads(raw)
+def decode(adapter: TypeAdapter[M], record: SourceRecord) -> M | Outgoing:
+    """The message a record holds, or the dead letter that says why it holds none."""
+    try:
+        return adapter.validate_json(record.value or b"")
+    except ValidationError as error:
+        return dead_letter(record, DeadLetterReason.INVALID, str(error))
+
+
+def decode_keyed_by_tenant(adapter: TypeAdapter[T], record: SourceRecord) -> T | Outgoing:
+    """The message, or its dead letter: its key must be its tenant_id, or its state would be
+    written to another tenant's partition."""
+    message = decode(adapter, record)
+    if isinstance(message, Outgoing) or record.key == message.tenant_id.encode():
+        return message
+    problem = f"the record's key must be its tenant_id {message.tenant_id!r}, not {record.key!r}"
+    return dead_letter(record, DeadLetterReason.INVALID, problem)
+
+
+def failed(record: SourceRecord, error: Exception, what: str) -> Outgoing:
+    """The dead letter of a record no retry can process, so that its partition goes on."""
+    trace = record.received_trace()
+    where = record.to_json() | {"value": None, "trace_id": trace.trace_id}
+    logger.error("%s failed on a record; dead-lettered", what, exc_info=error, extra=where)
+    return dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error), trace)

@@ -14,40 +14,55 @@ asset still unknown dead-letters those that waited too long.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from execution_stream.domain import commits
 from execution_stream.domain.commits import Write
 from execution_stream.domain.executions import AssetMismatchError, check_asset_matches, trigger_of
 from execution_stream.domain.models import Asset, ExecutionEvent, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey, ExecutionRepository, StatusChange
+from execution_stream.domain.store import ExecutionKey, StatusChange
 from execution_stream.pipeline.messages import (
     DeadLetterReason,
     Destination,
     Effects,
+    Outgoing,
     ParkedTrigger,
     SourceRecord,
     WakeUp,
     dead_letter,
+    decode_keyed_by_tenant,
     encode,
+    waiting_message,
 )
-from execution_stream.pipeline.ports import AssetLookup, TenantFilter, every_tenant
+from execution_stream.pipeline.ports import AssetLookup, ExecutionStore, TenantFilter, every_tenant
 from execution_stream.pipeline.triggers import ready_to_allocate, request_allocation
 
 
 @dataclass
 class ParkedTriggerStep:
     table: MutableMapping[str, Any]
-    repository: ExecutionRepository
+    repository: ExecutionStore
     assets: AssetLookup
     wait_seconds: float
     now: Callable[[], datetime]
     batch: int = 100
 
-    async def handle(self, message: ParkedTrigger | WakeUp) -> tuple[list[Write], Effects]:
+    async def handle(self, records: Sequence[SourceRecord]) -> Effects:
+        """One record's effects, with its table writes to apply once they are sent (one at a time:
+        a faust table learns a write's changelog partition from the record in hand)."""
+        [record] = records
+        message = decode_keyed_by_tenant(waiting_message, record)
+        if isinstance(message, Outgoing):
+            return Effects([message])
+        writes, effects = await self.decide(message)
+        effects.then_store(partial(self.commit, writes))
+        return effects
+
+    async def decide(self, message: ParkedTrigger | WakeUp) -> tuple[list[Write], Effects]:
         """The table writes to apply once the returned effects are sent."""
         effects = Effects()
         if isinstance(message, ParkedTrigger):
@@ -146,7 +161,7 @@ class ParkedTriggerStep:
             return
         if result.applied:
             event = ExecutionEvent.from_change(execution, ExecutionStatus.PENDING)
-            effects.send(Destination.EVENTS, execution.tenant_id, encode(event), execution.trace)
+            effects.publish(event, execution.trace)
         trigger = trigger_of(execution).model_dump_json(exclude={"created_at"}).encode()
         effects.outgoing.append(dead_letter(_source_of(parked, trigger), reason, message, execution.trace))
 

@@ -1,14 +1,44 @@
-"""What the pipeline steps need besides the execution repository."""
+"""What the pipeline steps need of the outside world: the execution store, assets, dispatchers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from execution_stream.domain.allocation import Queued, RunnerLine
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
-from execution_stream.domain.models import Asset
+from execution_stream.domain.models import Asset, Execution
+from execution_stream.domain.store import CreateResult, ExecutionKey, StatusChange, StatusUpdateResult
 from execution_stream.domain.trace import TraceContext
+
+
+class ExecutionStore(Protocol):
+    """Where the steps keep executions: created once, read by key, changed by conditional updates."""
+
+    async def create(self, execution: Execution) -> CreateResult: ...
+
+    async def create_many(self, executions: Sequence[Execution]) -> list[CreateResult]: ...
+
+    async def get(self, key: ExecutionKey) -> Execution | None: ...
+
+    async def update_status(
+        self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
+    ) -> StatusUpdateResult: ...
+
+    async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        """Keeps a runner's report on a pending execution (not waiting for its asset) until its
+        `dispatched` mark: HELD (also when it is held already), else REFUSED with the stored execution
+        (it is no longer pending, or holds too many), or NOT_FOUND."""
+        ...
+
+    async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
+        """The reports held on the execution, in their order (kept after its mark, for replays)."""
+        ...
+
+    async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
+        """Stores the asset's fields on an execution that waits for its asset; returns the stored
+        execution afterwards (None when there is none)."""
+        ...
 
 
 class AssetLookup(Protocol):

@@ -20,9 +20,8 @@ from execution_stream.domain.models import (
     ExecutionStatus,
     ExecutionStatusUpdate,
 )
-from execution_stream.domain.ports import (
+from execution_stream.domain.store import (
     ExecutionKey,
-    ExecutionRepository,
     RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
@@ -40,6 +39,7 @@ from execution_stream.pipeline.messages import (
     dead_letter,
     encode,
 )
+from execution_stream.pipeline.ports import ExecutionStore
 from execution_stream.pipeline.retrying import pause
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class Report:
 
 @dataclass
 class StatusUpdateStep:
-    repository: ExecutionRepository
+    repository: ExecutionStore
     count: Callable[[UpdateOutcome], None] = _ignore
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
@@ -180,7 +180,7 @@ class StatusUpdateStep:
             return
         if result.outcome is UpdateOutcome.APPLIED:
             event = ExecutionEvent.from_change(execution, result.previous_status)
-            effects.send(Destination.EVENTS, execution.tenant_id, encode(event), trace)
+            effects.publish(event, trace)
         else:
             logger.warning(
                 "status transition refused",

@@ -19,8 +19,8 @@ from execution_stream.domain.executions import (
     target_attributes,
 )
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, TriggerEvent
-from execution_stream.domain.ports import CreateResult, ExecutionKey, ExecutionRepository, RepositoryError
-from execution_stream.domain.ports import RepositoryUnavailableError as Unavailable
+from execution_stream.domain.store import CreateResult, ExecutionKey, RepositoryError
+from execution_stream.domain.store import RepositoryUnavailableError as Unavailable
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.observability.logs import execution_fields
 from execution_stream.pipeline.messages import (
@@ -33,7 +33,7 @@ from execution_stream.pipeline.messages import (
     dead_letter,
     encode,
 )
-from execution_stream.pipeline.ports import AssetLookup
+from execution_stream.pipeline.ports import AssetLookup, ExecutionStore
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _describe(error: ValidationError) -> str:
 
 @dataclass
 class TriggerStep:
-    repository: ExecutionRepository
+    repository: ExecutionStore
     assets: AssetLookup
     now: Callable[[], datetime]
 
@@ -112,7 +112,7 @@ class TriggerStep:
             # Sent again on a replay that finds it pending: a crash may have come between store and send.
             if result is not None and (result.created or stored.status is ExecutionStatus.PENDING):
                 event = ExecutionEvent.from_change(stored, None)
-                effects.send(Destination.EVENTS, stored.tenant_id, encode(event), trace)
+                effects.publish(event, trace)
             if stored.status is not ExecutionStatus.PENDING:
                 continue
             if stored.waiting_for_asset is None:

@@ -6,25 +6,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
+from execution_stream.domain.backoff import backoff_seconds
 from execution_stream.domain.dispatch import DispatchUnavailableError
 from execution_stream.domain.enrichment import DispatchedJob
-from execution_stream.domain.ports import RepositoryUnavailableError
+from execution_stream.domain.store import RepositoryUnavailableError
 from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline.messages import (
-    DeadLetterReason,
     Destination,
     Effects,
     Headers,
     Outgoing,
     SourceRecord,
-    dead_letter,
+    failed,
     trace_headers,
 )
 from execution_stream.pipeline.retrying import report_pause
@@ -69,7 +69,9 @@ async def until_done(operation: Callable[[], Awaitable[T]], what: str) -> T:
         except PERMANENT_KAFKA_ERRORS:
             raise
         except TRANSIENT_FAULTS as fault:
-            delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
+            delay = backoff_seconds(
+                attempt, first_seconds=0.2, max_seconds=MAX_BACKOFF_SECONDS, draw=random.random()
+            )
             report_pause(what, delay, fault)
             attempt += 1
             await asyncio.sleep(delay)
@@ -133,38 +135,48 @@ class Batching:
     within_seconds: float
 
 
-async def process_batches(
-    stream: Any,
-    handle: Callable[[Sequence[SourceRecord]], Awaitable[Effects]],
-    sender: Sender,
-    what: str,
-    batching: Batching,
-) -> None:
-    """Batches of records: handled, effects sent, then acknowledged (never before they are durable)."""
-    async for events in stream.noack_take(batching.size, within=batching.within_seconds):
+# The table agents' input: a faust table learns a write's changelog partition from the record the
+# agent holds, so a step that writes one takes one record at a time.
+ONE_AT_A_TIME = Batching(1, 0.0)
+Handle = Callable[[Sequence[SourceRecord]], Awaitable[Effects]]
+
+
+async def run_agent(stream: Any, handle: Handle, sender: Sender, what: str, batching: Batching) -> None:
+    """Every agent: records decoded by the step, its effects sent and the broker's answer awaited,
+    then its state writes applied, then the records acknowledged (never before they are durable)."""
+    async for events in _units(stream, batching):
         records = [source_record(event) for event in events]
-        try:
-            effects = await until_done(partial(handle, records), what)
-        except Exception:
-            logger.exception("%s failed on a batch; handling its records one by one", what)
-            effects = await handle_one_by_one(records, handle, what)
+        effects = await handle_batch(records, handle, what)
         await sender.send_until_done(effects, what)
+        effects.store()
+
+
+async def _units(stream: Any, batching: Batching) -> AsyncIterator[list[Any]]:
+    """The records to handle together, each acknowledged once the caller is done with it."""
+    if batching == ONE_AT_A_TIME:
+        async for event in stream.events():  # the stream acknowledges it when the next is asked for
+            yield [event]
+        return
+    async for events in stream.noack_take(batching.size, within=batching.within_seconds):
+        yield events
         for event in events:
             await stream.ack(event)
 
 
-async def handle_one_by_one(
-    records: Sequence[SourceRecord], handle: Callable[[Sequence[SourceRecord]], Awaitable[Effects]], what: str
-) -> Effects:
+async def handle_batch(records: Sequence[SourceRecord], handle: Handle, what: str) -> Effects:
+    try:
+        return await until_done(partial(handle, records), what)
+    except Exception:
+        logger.exception("%s failed on a batch; handling its records one by one", what)
+        return await handle_one_by_one(records, handle, what)
+
+
+async def handle_one_by_one(records: Sequence[SourceRecord], handle: Handle, what: str) -> Effects:
     """Each record alone: the one that fails for good is dead-lettered, and the partition goes on."""
     effects = Effects()
     for record in records:
         try:
-            effects.extend((await until_done(partial(handle, [record]), what)).outgoing)
+            effects.merge(await until_done(partial(handle, [record]), what))
         except Exception as error:
-            trace = record.received_trace()
-            where = record.to_json() | {"value": None, "trace_id": trace.trace_id}
-            logger.exception("%s failed on a record; dead-lettered", what, extra=where)
-            letter = dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error), trace)
-            effects.outgoing.append(letter)
+            effects.outgoing.append(failed(record, error, what))
     return effects

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -12,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from execution_stream.adapters.kafka_fetching import UndecodableBatch
+from execution_stream.domain.models import ExecutionEvent
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.operations.lag_report import PartitionLag
 from execution_stream.operations.lag_status import LagStatus
@@ -127,17 +127,17 @@ class WorkerMetrics:
             if record.destination is Destination.DLQ:
                 reason = dict(record.headers).get("dlq.reason", b"unknown").decode()
                 self.dead_letters.labels(reason).inc()
-            elif record.destination is Destination.EVENTS:
-                self._observe_event(json.loads(record.value))
+            elif record.event is not None:
+                self._observe_event(record.event)
 
-    def _observe_event(self, event: Mapping[str, str]) -> None:
-        change = COUNTED_STATUSES.get(event["status"])
+    def _observe_event(self, event: ExecutionEvent) -> None:
+        change = COUNTED_STATUSES.get(event.status.value)
         if change is None:
             return
-        runner = event["job_runner"]
+        runner = event.job_runner
         self.executions.labels(change, runner).inc()
-        if change == "dispatched" and event.get("created_at"):
-            waited = parse_timestamp(event["at"]) - parse_timestamp(event["created_at"])
+        if change == "dispatched" and event.created_at:
+            waited = parse_timestamp(event.at) - parse_timestamp(event.created_at)
             self.trigger_to_dispatch.labels(runner).observe(max(0.0, waited.total_seconds()))
 
     def set_lag(self, partitions: Iterable[PartitionLag]) -> None:

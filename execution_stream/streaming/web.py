@@ -9,16 +9,16 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from execution_stream.streaming.metrics import WorkerMetrics
-from execution_stream.streaming.resources import PipelineResources
+from execution_stream.streaming.outside_systems import OutsideSystems
 
 logger = logging.getLogger(__name__)
 
 
 class WorkerWeb(Service):
-    def __init__(self, host: str, port: int, resources: PipelineResources, metrics: WorkerMetrics) -> None:
+    def __init__(self, host: str, port: int, systems: OutsideSystems, metrics: WorkerMetrics) -> None:
         super().__init__()
         self._host, self._port = host, port
-        self._resources = resources
+        self._systems = systems
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
 
@@ -37,7 +37,7 @@ class WorkerWeb(Service):
             await self._runner.cleanup()
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        ready = self._resources.ready.is_set()
+        ready = self._systems.ready
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
     async def _serve_metrics(self, request: web.Request) -> web.Response:

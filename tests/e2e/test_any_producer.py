@@ -14,9 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from execution_stream.operations.lag import lag_report
 from execution_stream.settings import Settings
 from execution_stream.streaming.partitions import tenant_partition
-from tests.e2e.conftest import Pipeline
 from tests.support.ledger import asset_record, executions_of, trigger_record
-from tests.support.pipeline import read_topic
+from tests.support.pipeline import Pipeline, read_topic
 
 # On sys.path first, it makes `import cramjam` fail: a worker without the snappy/lz4/zstd codecs.
 WITHOUT_CODECS = Path(__file__).parents[1] / "support" / "without_codecs"

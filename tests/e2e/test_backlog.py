@@ -19,10 +19,9 @@ from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.waiting import Waiting, WaitingReason, waiting_of
 from execution_stream.settings import Settings
 from execution_stream.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS, changelog_topic
-from tests.e2e.conftest import Pipeline
-from tests.factories import trigger_event
+from tests.support.factories import trigger_event
 from tests.support.ledger import asset_record, trigger_record
-from tests.support.pipeline import TopicReader, produce, read_topic
+from tests.support.pipeline import Pipeline, TopicReader, produce, read_topic
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -7,12 +7,8 @@ import random
 from functools import partial
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
-from execution_stream.dev import group_is_stable
 from execution_stream.domain.models import ExecutionStatus
-from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline
 from tests.support.ledger import (
     Ledger,
     asset_record,
@@ -22,7 +18,7 @@ from tests.support.ledger import (
     slot_holders,
     trigger_record,
 )
-from tests.support.pipeline import TopicReader, produce
+from tests.support.pipeline import Pipeline, TopicReader, group_stable, produce
 
 # Room for a restarted worker to wait out its killed predecessor's session and then settle.
 pytestmark = pytest.mark.timeout(480)
@@ -30,15 +26,6 @@ pytestmark = pytest.mark.timeout(480)
 TENANTS = [f"tenant-{n}" for n in range(4)]
 TRIGGERS = 500
 SETTLE_SECONDS = 300
-
-
-async def group_stable(settings: Settings) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        return await group_is_stable(admin, settings.consumer_group)
-    finally:
-        await admin.close()
 
 
 async def produce_triggers(pipeline: Pipeline, count: int, chunk: int = 50) -> None:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.models import ExecutionStatus, TriggerEvent
-from execution_stream.domain.ports import ExecutionKey
-from tests.e2e.conftest import Pipeline
-from tests.factories import trigger_event
+from execution_stream.domain.store import ExecutionKey
+from tests.support.factories import trigger_event
 from tests.support.java_clients import ConsumedRecord, KafkaConsoleClients
 from tests.support.ledger import asset_record
-from tests.support.pipeline import as_json, produce, read_topic
+from tests.support.pipeline import Pipeline, as_json, produce, read_topic
 from tests.support.workload import TOPIC_FED
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")

@@ -7,9 +7,8 @@ from collections import Counter
 from aiokafka import AIOKafkaProducer
 
 from execution_stream.domain.models import Execution, ExecutionStatus
-from tests.e2e.conftest import Pipeline
 from tests.support.ledger import asset_record, executions_of, slot_holders, trigger_record
-from tests.support.pipeline import TopicReader, as_json, produce, read_topic
+from tests.support.pipeline import Pipeline, TopicReader, as_json, produce, read_topic
 
 A, B = "tenant-a", "tenant-b"
 

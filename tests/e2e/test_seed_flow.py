@@ -8,14 +8,13 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
+from execution_stream.adapters.dynamodb_item_codec import execution_to_item
 from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain.identity import derive_execution_id
-from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey
+from execution_stream.domain.store import ExecutionKey
 from execution_stream.domain.timestamps import parse_timestamp
-from tests.e2e.conftest import Pipeline
-from tests.support.pipeline import TopicReader, as_json, produce
+from tests.support.pipeline import Pipeline, TopicReader, as_json, produce
 
 SEED_ITEM = json.loads((Path(__file__).parents[1] / "unit" / "golden" / "seed_example_item.json").read_text())
 TRIGGER_FIELDS = (

@@ -12,10 +12,9 @@ from execution_stream.domain.identity import derive_execution_id
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.domain.trace import valid_traceparent
 from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline
-from tests.factories import trigger_event
+from tests.support.factories import trigger_event
 from tests.support.ledger import asset_record, executions_of
-from tests.support.pipeline import TopicReader, as_json, produce, read_topic
+from tests.support.pipeline import Pipeline, TopicReader, as_json, produce, read_topic
 
 TENANT = "tenant-a"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

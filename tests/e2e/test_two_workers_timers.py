@@ -13,11 +13,9 @@ import aiohttp
 
 from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain.models import ExecutionStatus
-from tests.e2e.conftest import Pipeline
-from tests.e2e.test_crash_and_scale import group_stable
 from tests.support.fault_run import group_members
 from tests.support.ledger import asset_record, executions_of, trigger_record
-from tests.support.pipeline import produce
+from tests.support.pipeline import Pipeline, group_stable, produce
 
 TENANTS = [f"tenant-{n}" for n in range(6)]
 PER_TENANT = 5  # one holds the tenant's only slot, four wait

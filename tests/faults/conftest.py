@@ -13,24 +13,13 @@ from pathlib import Path
 import pytest
 
 from execution_stream.settings import Settings
-from tests.e2e.conftest import GITHUB_APP_ID, Pipeline, open_pipeline
-from tests.support.pipeline import AppKey, generate_app_key
+from tests.support.fault_run import fault_settings
+from tests.support.pipeline import AppKey, Pipeline, generate_app_key, open_pipeline
 
 
 @pytest.fixture(scope="session")
 def fault_app_key() -> AppKey:
     return generate_app_key()
-
-
-def fault_settings(base: Settings, unique: str) -> Settings:
-    return base.model_copy(
-        update={
-            "consumer_group": f"execution-stream-faults-{unique}",
-            "github_app_id": GITHUB_APP_ID,
-            "asset_wait_seconds": 5.0,
-            "asset_wait_check_seconds": 0.5,
-        }
-    )
 
 
 @pytest.fixture

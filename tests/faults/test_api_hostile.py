@@ -31,9 +31,8 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.adapters.dynamodb_table import create_table
 from execution_stream.settings import Settings
-from tests.factories import execution
-from tests.integration.test_api_properties import ApiThread
-from tests.unit.test_api_support import CURSOR_SECRET, SECRET, rsa_pem_pair, token
+from tests.support.api import CURSOR_SECRET, SECRET, ApiThread, rsa_pem_pair, token
+from tests.support.factories import execution
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

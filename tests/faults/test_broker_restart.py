@@ -21,12 +21,10 @@ from execution_stream.domain.models import ExecutionStatus, TriggerEvent
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.pipeline.messages import AllocationLease, encode
 from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline, open_pipeline
-from tests.factories import asset, trigger_event
-from tests.faults.conftest import fault_settings
-from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication
+from tests.support.factories import asset, trigger_event
+from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication, fault_settings
 from tests.support.ledger import executions_of
-from tests.support.pipeline import AppKey, produce
+from tests.support.pipeline import AppKey, Pipeline, open_pipeline, produce
 from tests.support.workload import plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]

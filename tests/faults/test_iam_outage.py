@@ -20,9 +20,9 @@ import pytest
 from execution_stream.domain.models import Execution
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline
 from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication, read_topic
 from tests.support.http_fault_proxy import running_http_fault_proxy
+from tests.support.pipeline import Pipeline
 from tests.support.workload import plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]

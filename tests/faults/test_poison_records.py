@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline
-from tests.factories import trigger_event
+from tests.support.factories import trigger_event
 from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication, headers_of, read_topic
+from tests.support.pipeline import Pipeline
 from tests.support.workload import PlannedTrigger, plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]

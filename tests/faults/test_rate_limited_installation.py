@@ -18,10 +18,9 @@ import pytest
 
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.domain.timestamps import parse_timestamp
-from tests.e2e.conftest import Pipeline
-from tests.factories import asset
+from tests.support.factories import asset
 from tests.support.ledger import executions_of, trigger_record
-from tests.support.pipeline import as_json, produce, read_topic
+from tests.support.pipeline import Pipeline, as_json, produce, read_topic
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from tests.e2e.conftest import Pipeline
 from tests.support.fault_run import (
     FaultRun,
     assert_no_loss_or_duplication,
     group_members,
 )
+from tests.support.pipeline import Pipeline
 from tests.support.workload import plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import Pipeline
 from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication
+from tests.support.pipeline import Pipeline
 from tests.support.workload import GITHUB, plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]

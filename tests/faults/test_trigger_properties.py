@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from execution_stream.adapters.dynamodb_client import to_attribute_values
+from execution_stream.adapters.dynamodb_item_codec import execution_to_item
 from execution_stream.domain.executions import ASSET_TARGET_ATTRIBUTES, build_execution, target_attributes
-from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import KEY_SEPARATOR, Asset, ExecutionEvent, TriggerEvent
 from execution_stream.pipeline.messages import DeadLetterReason
 from execution_stream.pipeline.triggers import RejectedRecordError, decode_trigger
-from tests.factories import asset, trigger_event
+from tests.support.factories import asset, trigger_event
 
 pytestmark = pytest.mark.faults
 

@@ -5,65 +5,31 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import (
     DynamoDBExecutionRepository,
     open_repository,
 )
-from execution_stream.adapters.dynamodb_table import create_table
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey, StatusChange
+from execution_stream.domain.store import ExecutionKey, StatusChange
 from execution_stream.settings import Settings
-from tests.factories import BASE_TIME, execution
-from tests.unit.test_api_support import CURSOR_SECRET, SECRET, running_api
+from tests.support.api import CURSOR_SECRET, SECRET, running_api
+from tests.support.dataset import (
+    API_PLAN_ITEMS,
+    API_TENANT_SIZES,
+    API_TENANTS,
+    PATH_TO,
+    ApiDataset,
+    provision_table,
+)
+from tests.support.factories import BASE_TIME, execution
 
-S = ExecutionStatus
-API_TENANTS = ("tenant-api-a", "tenant-api-b")
-API_TENANT_SIZES = (250, 40)
-API_PLAN_ITEMS = ("item-sast", "item-sca", "item-iac")
-# How an execution reaches each status it ends in (allowed transitions only).
-PATH_TO: dict[ExecutionStatus, list[ExecutionStatus]] = {
-    S.PENDING: [],
-    S.DISPATCHED: [S.DISPATCHED],
-    S.RUNNING: [S.DISPATCHED, S.RUNNING],
-    S.COMPLETED: [S.DISPATCHED, S.RUNNING, S.COMPLETED],
-    S.FAILED: [S.DISPATCHED, S.FAILED],
-    S.CANCELED: [S.CANCELED],
-}
 _WRITERS = 16
-
-
-async def provision_table(settings: Settings) -> None:
-    """create_table is blocking boto3: run it off the event loop."""
-    await asyncio.to_thread(create_table, settings)
-
-
-@dataclass(frozen=True)
-class ApiDataset:
-    settings: Settings
-    executions: list[Execution]  # as stored now, statuses applied
-
-    def expected(
-        self,
-        tenant_id: str,
-        status: ExecutionStatus | None = None,
-        plan_item_slug: str | None = None,
-    ) -> list[Execution]:
-        matching = [
-            e
-            for e in self.executions
-            if e.tenant_id == tenant_id
-            and status in (None, e.status)
-            and plan_item_slug in (None, e.plan_item_slug)
-        ]
-        return sorted(matching, key=lambda e: e.created_at, reverse=True)
 
 
 def _dataset_executions() -> list[Execution]:
@@ -122,7 +88,6 @@ async def api_client(api_dataset: ApiDataset) -> AsyncIterator[aiohttp.ClientSes
     """The API in front of the real DynamoDB endpoint, on a free loopback port."""
     async with (
         open_repository(api_dataset.settings) as repository,
-        open_reader(api_dataset.settings) as reader,
-        running_api(repository, api_dataset.settings, reader) as client,
+        running_api(repository, api_dataset.settings) as client,
     ):
         yield client

@@ -15,9 +15,9 @@ from execution_stream.adapters.dynamodb_repository import (
 )
 from execution_stream.adapters.dynamodb_table import create_table
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import ExecutionKey, ExecutionQuery, StatusChange
+from execution_stream.domain.store import ExecutionKey, ExecutionQuery, StatusChange
 from execution_stream.settings import Settings
-from tests.factories import BASE_TIME, execution
+from tests.support.factories import BASE_TIME, execution
 
 S = ExecutionStatus
 PLAN_ITEMS = ["item-sast", "item-sca", "item-iac"]

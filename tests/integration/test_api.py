@@ -4,50 +4,22 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 import pytest
 
-from execution_stream.adapters.dynamodb_reads import open_reader
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.api.cursors import CursorCodec
 from execution_stream.api.validation import ExecutionFilter
 from execution_stream.dev_stack.processes import free_loopback_port
-from execution_stream.domain import keys
 from execution_stream.domain.models import ExecutionStatus
-from tests.integration.conftest import API_PLAN_ITEMS, API_TENANTS, PATH_TO, ApiDataset
-from tests.unit.test_api_support import CURSOR_SECRET, bearer, listed, running_api
+from tests.support.api import CURSOR_SECRET, bearer, get_json, listed, read_all, running_api
+from tests.support.dataset import API_PLAN_ITEMS, API_TENANTS, PATH_TO, ApiDataset
 
 S = ExecutionStatus
 A, B = API_TENANTS
 FILTERS = list(itertools.product([None, *PATH_TO], [None, *API_PLAN_ITEMS]))
-
-
-async def get_json(
-    client: aiohttp.ClientSession, path: str, headers: dict[str, str] | None
-) -> tuple[int, Any]:
-    async with client.get(path, headers=headers) as response:
-        return response.status, await response.json()
-
-
-async def read_all(
-    client: aiohttp.ClientSession, tenant_id: str, query: str, limit: int
-) -> list[list[dict[str, Any]]]:
-    """Every page of a listing, following metadata.after until it is null."""
-    pages: list[list[dict[str, Any]]] = []
-    path = f"/executions?limit={limit}{query}"
-    while True:
-        status, body = await get_json(client, path, bearer(tenant_id))
-        assert status == 200, body
-        assert body["metadata"]["count"] == len(body["data"]) <= limit
-        pages.append(body["data"])
-        after = body["metadata"]["after"]
-        if after is None:
-            return pages
-        assert len(body["data"]) == limit, "a page before the last one is full"
-        assert len(pages) <= 1000
-        path = f"/executions?limit={limit}{query}&after={after}"
 
 
 def filter_query(status: S | None, plan_item: str | None) -> str:
@@ -230,8 +202,7 @@ async def test_dynamodb_gone_is_503_not_500(api_dataset: ApiDataset) -> None:
     )
     async with (
         open_repository(closed) as repository,
-        open_reader(closed) as reader,
-        running_api(repository, closed, reader) as client,
+        running_api(repository, closed) as client,
     ):
         for path in ("/executions", f"/executions/{'0' * 32}"):
             status, body = await get_json(client, path, bearer(A))

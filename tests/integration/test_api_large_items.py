@@ -15,17 +15,15 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import open_client
-from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
-from execution_stream.domain import keys
 from execution_stream.domain.executions import build_execution
 from execution_stream.domain.models import Execution
 from execution_stream.settings import Settings
-from tests.factories import BASE_TIME, asset, trigger_event
-from tests.integration.conftest import provision_table
-from tests.integration.test_api import read_all
-from tests.unit.test_api_support import CURSOR_SECRET, SECRET, listed, running_api
+from tests.support.api import CURSOR_SECRET, SECRET, listed, read_all, running_api
+from tests.support.dataset import provision_table
+from tests.support.factories import BASE_TIME, asset, trigger_event
 
 TENANT = "tenant-large-items"
 PLAN_ITEM = "item-large"
@@ -66,8 +64,7 @@ async def client(large_items: tuple[Settings, list[Execution]]) -> AsyncIterator
     settings = large_items[0]
     async with (
         open_repository(settings) as repository,
-        open_reader(settings) as reader,
-        running_api(repository, settings, reader) as session,
+        running_api(repository, settings) as session,
     ):
         yield session
 

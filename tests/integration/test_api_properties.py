@@ -6,82 +6,24 @@ go out through http.client so that what hypothesis generates reaches the server 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import http.client
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from execution_stream.adapters.dynamodb_reads import open_reader
-from execution_stream.adapters.dynamodb_repository import open_repository
-from execution_stream.api.app import build_app
-from execution_stream.api.server import serving
 from execution_stream.domain.models import ExecutionStatus
-from execution_stream.settings import Settings
-from tests.integration.conftest import API_PLAN_ITEMS, API_TENANTS, ApiDataset
-from tests.unit.test_api_support import rsa_pem_pair, token
+from tests.support.api import ApiThread, rsa_pem_pair, token
+from tests.support.dataset import API_PLAN_ITEMS, API_TENANTS, ApiDataset
 
 A, B = API_TENANTS
 PATHS = ["/executions", "/healthz", "/readyz", "/openapi.json", "/", "/executions/"]
-
-
-@dataclass
-class ApiThread:
-    """The API served on its own loop in a thread: hypothesis tests are synchronous."""
-
-    settings: Settings
-    url: str = ""
-    error: BaseException | None = None
-    ready: threading.Event = field(default_factory=threading.Event)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _stop: asyncio.Event | None = None
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-        self._thread.start()
-        assert self.ready.wait(30), "the API did not start"
-        assert self.error is None, self.error
-
-    async def _serve(self) -> None:
-        try:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            async with open_repository(self.settings) as repository, open_reader(self.settings) as reader:
-                app = build_app(self.settings, repository, reader)
-                async with serving(app, "127.0.0.1", 0) as self.url:
-                    self.ready.set()
-                    await self._stop.wait()
-        except BaseException as error:
-            self.error = error
-            raise
-        finally:
-            self.ready.set()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(30)
-
-    def get(self, target: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
-        parsed = urllib.parse.urlsplit(self.url)
-        connection = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=30)
-        try:
-            connection.request("GET", target, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheader("Content-Type", ""), response.read()
-        finally:
-            connection.close()
 
 
 @pytest.fixture(scope="module")

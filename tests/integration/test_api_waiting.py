@@ -15,17 +15,17 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import open_client, to_attribute_values
+from execution_stream.adapters.dynamodb_item_codec import execution_to_item
 from execution_stream.adapters.dynamodb_reads import DynamoDBExecutionReader, open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
-from execution_stream.domain import keys
 from execution_stream.domain.executions import apply_status
-from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.settings import Settings
-from tests.factories import BASE_TIME, execution
-from tests.integration.conftest import provision_table
-from tests.unit.test_api_support import CURSOR_SECRET, SECRET, bearer, listed, running_api
+from tests.support.api import CURSOR_SECRET, SECRET, bearer, listed, running_api
+from tests.support.dataset import provision_table
+from tests.support.factories import BASE_TIME, execution
 
 A, B = "tenant-wait-a", "tenant-wait-b"
 RUNNER, HASHED = "github_actions", "runner#with#hashes"
@@ -101,8 +101,7 @@ async def stored(stack_settings: Settings) -> Stored:
 async def client(stored: Stored) -> AsyncIterator[aiohttp.ClientSession]:
     async with (
         open_repository(stored.settings) as repository,
-        open_reader(stored.settings) as reader,
-        running_api(repository, stored.settings, reader) as session,
+        running_api(repository, stored.settings) as session,
     ):
         yield session
 

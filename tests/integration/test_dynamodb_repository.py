@@ -10,17 +10,17 @@ from datetime import timedelta
 import boto3
 import pytest
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_repository import (
     DynamoDBExecutionRepository,
     open_repository,
 )
 from execution_stream.adapters.dynamodb_table import create_table
 from execution_stream.dev_stack.processes import free_loopback_port
-from execution_stream.domain import keys
 from execution_stream.domain.executions import build_waiting_execution
 from execution_stream.domain.lifecycle import is_transition_allowed
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import (
+from execution_stream.domain.store import (
     ExecutionKey,
     ExecutionQuery,
     InvalidPageKeyError,
@@ -31,8 +31,8 @@ from execution_stream.domain.ports import (
 )
 from execution_stream.domain.timestamps import format_timestamp
 from execution_stream.settings import Settings
-from tests.factories import BASE_TIME, asset, execution, trigger_event
-from tests.integration.conftest import PATH_TO
+from tests.support.dataset import PATH_TO
+from tests.support.factories import BASE_TIME, asset, execution, trigger_event
 
 S = ExecutionStatus
 

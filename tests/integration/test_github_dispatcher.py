@@ -18,9 +18,9 @@ from execution_stream.adapters.github_dispatcher import GithubActionsDispatcher
 from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
 from execution_stream.domain.enrichment import GithubWorkflowTarget, github_workflow_target
 from execution_stream.domain.executions import build_execution
-from tests.conftest import project_root
-from tests.factories import BASE_TIME, asset, trigger_event
+from tests.support.factories import BASE_TIME, asset, trigger_event
 from tests.support.github_standin import GithubStandin, running_github_standin
+from tests.support.paths import project_root
 from tests.support.pipeline import AppKey, generate_app_key
 
 APP_ID = "161076"

@@ -11,8 +11,8 @@ import boto3
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.dev_stack.processes import free_loopback_port
-from execution_stream.domain import keys
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
 

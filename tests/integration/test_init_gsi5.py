@@ -11,7 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import open_client, to_attribute_values
+from execution_stream.adapters.dynamodb_item_codec import execution_to_item
 from execution_stream.adapters.dynamodb_reads import open_reader
 from execution_stream.adapters.dynamodb_table import (
     TableCreated,
@@ -19,10 +21,8 @@ from execution_stream.adapters.dynamodb_table import (
     create_table,
     table_definition,
 )
-from execution_stream.domain import keys
-from execution_stream.domain.item_codec import execution_to_item
 from execution_stream.settings import Settings
-from tests.factories import execution
+from tests.support.factories import execution
 
 
 def definition_without_gsi5(table_name: str) -> dict[str, Any]:

@@ -30,9 +30,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from execution_stream.dev_stack.processes import free_loopback_port
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.settings import Settings
-from tests.e2e.conftest import Pipeline
 from tests.support.ledger import executions_of, holding_per_tenant, slot_holders
-from tests.support.pipeline import TopicReader, WorkerProcess, produce
+from tests.support.pipeline import GITHUB_APP_ID, Pipeline, TopicReader, WorkerProcess, produce
 from tests.support.workload import PlannedTrigger, SimulatedRunners, Workload, asset_records
 
 # faust reads these from the environment. A worker killed with SIGKILL stays a member of its group
@@ -45,6 +44,18 @@ FAST_GROUP_ENVIRONMENT = {
     "BROKER_REBALANCE_TIMEOUT": "20",
     **({"DEVLOG": "1"} if os.environ.get("FAULTS_DEVLOG") else {}),
 }
+
+
+def fault_settings(base: Settings, unique: str) -> Settings:
+    """`base` with a consumer group of the test's own and short asset waits."""
+    return base.model_copy(
+        update={
+            "consumer_group": f"execution-stream-faults-{unique}",
+            "github_app_id": GITHUB_APP_ID,
+            "asset_wait_seconds": 5.0,
+            "asset_wait_check_seconds": 0.5,
+        }
+    )
 
 
 @dataclass

@@ -10,10 +10,10 @@ from typing import Any
 
 from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository
 from execution_stream.domain.models import Asset, Execution, ExecutionStatus
-from execution_stream.domain.ports import ExecutionQuery
+from execution_stream.domain.store import ExecutionQuery
 from execution_stream.settings import Settings
 from execution_stream.topology import TABLE_ALLOCATIONS, changelog_topic
-from tests.factories import asset, trigger_event
+from tests.support.factories import asset, trigger_event
 from tests.support.pipeline import as_json, read_topic
 
 HOLDING = {ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING}

@@ -9,17 +9,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
+from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository, open_repository
+from execution_stream.adapters.kafka_topic_reader import READ_UNCOMMITTED, KafkaTopicReader
+from execution_stream.dev import group_is_stable
+from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
+from tests.support.github_standin import GithubStandin, running_github_standin
 
+GITHUB_APP_ID = "161076"
 T = TypeVar("T")
 
 
@@ -113,26 +122,21 @@ class TopicReader:
     settings: Settings
     topic: str
     records: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
-    _consumer: AIOKafkaConsumer | None = None
+    _reader: KafkaTopicReader | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
+        self._reader = KafkaTopicReader(
+            self.settings.kafka_bootstrap_servers, [self.topic], isolation_level=READ_UNCOMMITTED
         )
-        await self._consumer.start()
-        cluster = await self._consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(self.topic) or set()
-        assigned = [TopicPartition(self.topic, p) for p in partitions]
-        self._consumer.assign(assigned)
-        await self._consumer.seek_to_beginning(*assigned)
+        await self._reader.start()
 
     async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._reader is not None:
+            await self._reader.stop()
 
     async def poll(self) -> None:
-        assert self._consumer is not None
-        batches = await self._consumer.getmany(timeout_ms=200)
+        assert self._reader is not None
+        batches = await self._reader.poll(timeout_ms=200)
         for batch in batches.values():
             self.records.extend(batch)
 
@@ -175,3 +179,63 @@ async def eventually(check: Callable[[], Awaitable[T | None]], seconds: float, w
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {seconds}s")
         await asyncio.sleep(0.2)
+
+
+@dataclass
+class Pipeline:
+    """Topics and table provisioned, a GitHub stand-in, and the workers started on them."""
+
+    settings: Settings
+    github: GithubStandin
+    repository: DynamoDBExecutionRepository
+    log_dir: Path
+    workers: list[WorkerProcess]
+
+    def start_worker(self, **overrides: object) -> WorkerProcess:
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        worker = WorkerProcess(settings, self.log_dir / f"worker-{len(self.workers)}.log")
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
+    async def eventually(self, check: Callable[[], Awaitable[T | None]], what: str, seconds: float = 60) -> T:
+        """Like `eventually`, failing at once with the logs when a worker died."""
+
+        async def alive_and(check: Callable[[], Awaitable[T | None]] = check) -> T | None:
+            dead = [w for w in self.workers if w.process is not None and w.process.poll() is not None]
+            if dead and not any(w.expected_exit for w in dead):
+                raise AssertionError(f"a worker exited\n{self.logs()}")
+            return await check()
+
+        return await eventually(alive_and, seconds, what)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.log_path.name}\n{w.log_tail()}" for w in self.workers)
+
+
+@asynccontextmanager
+async def open_pipeline(settings: Settings, app_key: AppKey, log_dir: Path) -> AsyncIterator[Pipeline]:
+    """Topics and table provisioned, a GitHub stand-in; every worker started is killed at the end."""
+    async with running_github_standin(GITHUB_APP_ID, app_key.public_pem) as github:
+        settings = settings.model_copy(
+            update={"github_api_url": github.url, "github_app_private_key": SecretStr(app_key.private_pem)}
+        )
+        await provision(settings)
+        async with open_repository(settings) as repository:
+            running = Pipeline(settings, github, repository, log_dir, [])
+            try:
+                yield running
+            finally:
+                for worker in running.workers:
+                    worker.kill()
+                print(running.logs())  # pytest shows it when the test failed
+
+
+async def group_stable(settings: Settings) -> bool:
+    """Whether the worker's consumer group is stable (not rebalancing)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        return await group_is_stable(admin, settings.consumer_group)
+    finally:
+        await admin.close()

@@ -1,13 +1,16 @@
-"""Around every step: a record that fails for good is dead-lettered; a dead letter always fits."""
+"""Around every step: effects sent, then state stored, then records acknowledged; a record that fails
+for good is dead-lettered; a dead letter always fits."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from execution_stream.pipeline.messages import (
     DeadLetterReason,
@@ -17,7 +20,15 @@ from execution_stream.pipeline.messages import (
     SourceRecord,
     dead_letter,
 )
-from execution_stream.streaming.agent_loop import DEAD_LETTER_KEEP_BYTES, Sender, handle_one_by_one
+from execution_stream.streaming.agent_loop import (
+    DEAD_LETTER_KEEP_BYTES,
+    ONE_AT_A_TIME,
+    Batching,
+    Handle,
+    Sender,
+    handle_one_by_one,
+    run_agent,
+)
 
 
 def record(offset: int, value: bytes = b"{}") -> SourceRecord:
@@ -77,3 +88,123 @@ async def test_a_dead_letter_too_large_for_the_broker_keeps_its_head_and_says_so
     assert dict(headers)["dlq.truncated"] == str(len(huge)).encode()
     with pytest.raises(MessageSizeTooLargeError):
         await sender.send(Effects([Outgoing(Destination.ALLOCATE, "tenant-a", huge)]))
+
+
+class BrokerTopic:
+    """A topic whose broker answers a moment after each send; the first `refusals` sends fail."""
+
+    def __init__(self, log: list[tuple[str, int]], refusals: int = 0) -> None:
+        self.log, self.refusals = log, refusals
+
+    async def send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        if self.refusals:
+            self.refusals -= 1
+            raise KafkaConnectionError("broker away")
+        offset = int(value)
+        self.log.append(("sent", offset))
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+
+        def deliver() -> None:
+            self.log.append(("delivered", offset))
+            delivered.set_result(None)
+
+        loop.call_later(0.01, deliver)
+        return delivered
+
+
+class Stream:
+    """What an agent gets from faust: batches taken without acknowledgement, or events that the
+    stream acknowledges when the next one is asked for."""
+
+    def __init__(self, offsets: list[list[int]], log: list[tuple[str, int]]) -> None:
+        self.batches = [[SimpleNamespace(message=message(offset)) for offset in batch] for batch in offsets]
+        self.log = log
+
+    async def noack_take(self, size: int, within: float) -> AsyncIterator[list[Any]]:
+        for batch in self.batches:
+            yield batch
+
+    async def events(self) -> AsyncIterator[Any]:
+        for event in (event for batch in self.batches for event in batch):
+            yield event
+            await self.ack(event)
+
+    async def ack(self, event: Any) -> None:
+        self.log.append(("ack", event.message.offset))
+
+
+def message(offset: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        topic="allocate-runner-resource",
+        partition=0,
+        offset=offset,
+        key=b"t",
+        value=b"{}",
+        timestamp=None,
+        headers=[],
+    )
+
+
+def storing_step(log: list[tuple[str, int]]) -> Handle:
+    async def handle(records: Sequence[SourceRecord]) -> Effects:
+        effects = Effects()
+        for r in records:
+            effects.send(Destination.ALLOCATE, "t", str(r.offset).encode())
+            effects.then_store(partial(log.append, ("store", r.offset)))
+        return effects
+
+    return handle
+
+
+def positions(log: list[tuple[str, int]], what: str, offsets: Sequence[int]) -> list[int]:
+    return [log.index((what, offset)) for offset in offsets]
+
+
+@pytest.mark.parametrize("batching", [Batching(2, 0.05), ONE_AT_A_TIME], ids=["batches", "one at a time"])
+async def test_every_agent_sends_then_stores_then_acknowledges(batching: Batching) -> None:
+    log: list[tuple[str, int]] = []
+    batches = [[1, 2], [3, 4]] if batching != ONE_AT_A_TIME else [[1], [2], [3], [4]]
+    sender = Sender({Destination.ALLOCATE: BrokerTopic(log, refusals=1)}, lambda sent: None)
+
+    await run_agent(Stream(batches, log), storing_step(log), sender, "test", batching)
+
+    for batch in batches:
+        delivered, stored, acked = (positions(log, what, batch) for what in ("delivered", "store", "ack"))
+        assert max(delivered) < min(stored), log
+        assert stored == sorted(stored), log
+        assert max(stored) < min(acked), log
+    assert [offset for what, offset in log if what == "ack"] == [1, 2, 3, 4]
+    assert [offset for what, offset in log if what == "sent"] == [1, 2, 3, 4]
+
+
+async def test_a_record_that_fails_for_good_is_dead_lettered_and_stores_nothing() -> None:
+    log: list[tuple[str, int]] = []
+    letters: list[Outgoing] = []
+    allocate = BrokerTopic(log)
+    sender = Sender(
+        {Destination.ALLOCATE: allocate, Destination.DLQ: RecordingDlq(letters)}, lambda sent: None
+    )
+    storing = storing_step(log)
+
+    async def handle(records: Sequence[SourceRecord]) -> Effects:
+        if any(r.offset == 2 for r in records):
+            raise ValueError("cannot")
+        return await storing(records)
+
+    await run_agent(Stream([[1, 2, 3]], log), handle, sender, "test", Batching(3, 0.05))
+
+    assert [offset for what, offset in log if what == "store"] == [1, 3]
+    assert [offset for what, offset in log if what == "ack"] == [1, 2, 3]
+    assert [dict(letter.headers)["dlq.offset"] for letter in letters] == [b"2"]
+
+
+class RecordingDlq:
+    def __init__(self, letters: list[Outgoing]) -> None:
+        self.letters = letters
+
+    async def send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        self.letters.append(Outgoing(Destination.DLQ, None, value, tuple(headers)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done

@@ -1,4 +1,4 @@
-"""The application with an in-memory repository: body shape, errors, health, the access log."""
+"""The application with an in-memory store: body shape, errors, health, the access log."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from openapi_schema_validator import OAS31Validator
 
 from execution_stream.api import handlers
 from execution_stream.api.openapi import openapi_document
+from execution_stream.api.ports import ExecutionReader
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import ExecutionQuery, ExecutionRepository
-from tests.factories import execution
-from tests.unit.test_api_support import FakeRepository, bearer, listed, running_api, token
+from execution_stream.domain.store import ExecutionQuery
+from tests.support.api import bearer, listed, running_api, token
+from tests.support.factories import execution
+from tests.support.fake_store import FakeStore
 
 S = ExecutionStatus
 
@@ -39,7 +41,7 @@ def assert_error(body: Any, code: str, *words: str) -> None:
 
 
 async def get(
-    repository: ExecutionRepository, path: str, headers: dict[str, str] | None = None
+    repository: ExecutionReader, path: str, headers: dict[str, str] | None = None
 ) -> tuple[int, Any, aiohttp.ClientResponse]:
     async with running_api(repository) as client, client.get(path, headers=headers) as response:
         return response.status, await response.json(), response
@@ -47,7 +49,7 @@ async def get(
 
 async def test_lists_the_tenants_executions_newest_first() -> None:
     mine = stored("tenant-a", 5)
-    repository = FakeRepository([*mine, *stored("tenant-b", 3)])
+    repository = FakeStore([*mine, *stored("tenant-b", 3)])
     status, body, _ = await get(repository, "/executions", bearer("tenant-a"))
     assert status == 200
     OAS31Validator(schema_of("ExecutionPage")).validate(body)
@@ -57,7 +59,7 @@ async def test_lists_the_tenants_executions_newest_first() -> None:
 
 
 async def test_items_have_the_seed_item_fields_and_keys() -> None:
-    repository = FakeRepository(stored("tenant-a", 1))
+    repository = FakeStore(stored("tenant-a", 1))
     _, body, _ = await get(repository, "/executions", bearer("tenant-a"))
     item = body["data"][0]
     for name in ("PK", "SK", "GSI1PK", "GSI4SK", "created_at", "created_at_ts", "control_image"):
@@ -66,7 +68,7 @@ async def test_items_have_the_seed_item_fields_and_keys() -> None:
 
 
 async def test_filters_and_limit_reach_the_repository() -> None:
-    repository = FakeRepository()
+    repository = FakeStore()
     status, body, _ = await get(
         repository, "/executions?status=failed&plan_item_slug=item-x&limit=7", bearer()
     )
@@ -76,7 +78,7 @@ async def test_filters_and_limit_reach_the_repository() -> None:
 
 async def test_pages_follow_each_other_to_the_end() -> None:
     mine = stored("tenant-a", 10, status=S.RUNNING)
-    repository = FakeRepository([*mine, *stored("tenant-a", 4)])  # pending ones: other filter
+    repository = FakeStore([*mine, *stored("tenant-a", 14)[10:]])  # pending ones: other filter
     seen: list[str] = []
     path = "/executions?status=running&limit=3"
     async with running_api(repository) as client:
@@ -93,7 +95,7 @@ async def test_pages_follow_each_other_to_the_end() -> None:
 
 
 async def test_a_cursor_cannot_change_hands_or_filter() -> None:
-    repository = FakeRepository(stored("tenant-a", 5))
+    repository = FakeStore(stored("tenant-a", 5))
     async with running_api(repository) as client:
         async with client.get("/executions?limit=2", headers=bearer("tenant-a")) as response:
             after = (await response.json())["metadata"]["after"]
@@ -121,7 +123,7 @@ async def test_a_cursor_cannot_change_hands_or_filter() -> None:
     ],
 )
 async def test_bad_tokens_are_401(make_headers: Callable[[], dict[str, str] | None], words: str) -> None:
-    repository = FakeRepository(stored("tenant-a", 2))
+    repository = FakeStore(stored("tenant-a", 2))
     status, body, response = await get(repository, "/executions?status=bogus", make_headers())
     assert status == 401
     assert_error(body, "unauthorized", words)
@@ -132,7 +134,7 @@ async def test_bad_tokens_are_401(make_headers: Callable[[], dict[str, str] | No
 async def test_two_authorization_headers_are_401() -> None:
     headers = [("Authorization", f"Bearer {token('tenant-a')}")] * 2
     async with (
-        running_api(FakeRepository()) as client,
+        running_api(FakeStore()) as client,
         client.get("/executions", headers=headers) as response,
     ):
         assert response.status == 401
@@ -154,7 +156,7 @@ async def test_two_authorization_headers_are_401() -> None:
     ],
 )
 async def test_bad_parameters_are_400_naming_the_problem(query: str, code: str, words: str) -> None:
-    repository = FakeRepository(stored("tenant-a", 2))
+    repository = FakeStore(stored("tenant-a", 2))
     status, body, _ = await get(repository, f"/executions?{query}", bearer("tenant-a"))
     assert status == 400
     assert_error(body, code, words)
@@ -162,7 +164,7 @@ async def test_bad_parameters_are_400_naming_the_problem(query: str, code: str, 
 
 
 async def test_unavailable_repository_is_503() -> None:
-    repository = FakeRepository()
+    repository = FakeStore()
     repository.available = False
     status, body, response = await get(repository, "/executions", bearer())
     assert status == 503
@@ -170,7 +172,7 @@ async def test_unavailable_repository_is_503() -> None:
     assert response.headers["Retry-After"] == "1"
 
 
-class BrokenRepository(FakeRepository):
+class BrokenRepository(FakeStore):
     def __init__(self, result: Any) -> None:
         super().__init__()
         self.result = result
@@ -198,20 +200,20 @@ async def test_unexpected_error_is_a_logged_500(caplog: pytest.LogCaptureFixture
 
 
 async def test_another_tenants_item_from_below_is_never_shown() -> None:
-    page = await FakeRepository(stored("tenant-b", 1)).list(ExecutionQuery("tenant-b"))
+    page = await FakeStore(stored("tenant-b", 1)).list(ExecutionQuery("tenant-b"))
     status, body, _ = await get(BrokenRepository(page), "/executions", bearer("tenant-a"))
     assert status == 500
     assert "tenant-b" not in json.dumps(body)
 
 
 async def test_healthz_is_up_even_when_dynamodb_is_down() -> None:
-    repository = FakeRepository()
+    repository = FakeStore()
     repository.available = False
     assert (await get(repository, "/healthz"))[:2] == (200, {"status": "ok"})
 
 
 async def test_readyz_follows_dynamodb(caplog: pytest.LogCaptureFixture) -> None:
-    repository = FakeRepository()
+    repository = FakeStore()
     assert (await get(repository, "/readyz"))[:2] == (200, {"status": "ok"})
     repository.available = False
     with caplog.at_level(logging.WARNING, logger="execution_stream.api"):
@@ -222,7 +224,7 @@ async def test_readyz_follows_dynamodb(caplog: pytest.LogCaptureFixture) -> None
     assert "fake DynamoDB is down" in caplog.text
 
 
-class HangingRepository(FakeRepository):
+class HangingRepository(FakeStore):
     async def ping(self) -> None:
         await asyncio.sleep(3600)
 
@@ -239,7 +241,7 @@ async def test_readyz_does_not_hang_on_a_silent_dynamodb(
 
 
 async def test_unknown_path_and_method_are_json_errors() -> None:
-    async with running_api(FakeRepository()) as client:
+    async with running_api(FakeStore()) as client:
         async with client.get("/nope") as response:
             assert response.status == 404
             assert_error(await response.json(), "not_found", "GET /nope")
@@ -250,7 +252,7 @@ async def test_unknown_path_and_method_are_json_errors() -> None:
 
 
 async def test_openapi_document_is_served() -> None:
-    status, body, response = await get(FakeRepository(), "/openapi.json")
+    status, body, response = await get(FakeStore(), "/openapi.json")
     assert status == 200
     assert response.content_type == "application/json"
     assert body == openapi_document()
@@ -260,7 +262,7 @@ async def test_access_log_is_one_json_line_without_the_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret_token = token("tenant-a")
-    repository = FakeRepository(stored("tenant-a", 1))
+    repository = FakeStore(stored("tenant-a", 1))
     with caplog.at_level(logging.INFO):
         async with running_api(repository) as client:
             headers = {"Authorization": f"Bearer {secret_token}"}

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from execution_stream.api.auth import AuthConfigurationError, TokenVerifier
 from execution_stream.api.errors import UnauthorizedError
 from execution_stream.settings import Settings
-from tests.unit.test_api_support import SECRET, hs256_settings, rsa_pem_pair, token
+from tests.support.api import SECRET, hs256_settings, rsa_pem_pair, token
 
 
 def rs256_settings(**overrides: Any) -> Settings:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.api.cursors import (
     MAX_CURSOR_LENGTH,
     CursorCodec,
@@ -19,10 +20,9 @@ from execution_stream.api.cursors import (
 )
 from execution_stream.api.errors import InvalidCursorError
 from execution_stream.api.validation import ExecutionFilter
-from execution_stream.domain import keys
 from execution_stream.domain.models import ExecutionStatus
 from execution_stream.settings import Settings
-from tests.unit.test_api_support import CURSOR_SECRET, SECRET, rsa_pem_pair
+from tests.support.api import CURSOR_SECRET, SECRET, rsa_pem_pair
 
 KEY = CURSOR_SECRET.encode()
 ALL = ExecutionFilter()

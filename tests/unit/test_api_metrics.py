@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from tests.unit.test_api_support import FakeRepository, bearer, running_api
+from tests.support.api import bearer, running_api
+from tests.support.fake_store import FakeStore
 
 
 async def test_requests_are_counted_by_route_and_status() -> None:
-    async with running_api(FakeRepository()) as client:
+    async with running_api(FakeStore()) as client:
         for path, headers in [
             ("/executions", bearer("tenant-a")),
             ("/executions?limit=0", bearer("tenant-a")),

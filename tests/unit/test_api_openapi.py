@@ -10,7 +10,7 @@ import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from execution_stream.api.app import build_app
+from execution_stream.api.app import build_api
 from execution_stream.api.openapi import openapi_document
 from execution_stream.api.validation import (
     ALLOWED_PARAMETERS,
@@ -19,7 +19,8 @@ from execution_stream.api.validation import (
     MAX_LIMIT,
 )
 from execution_stream.domain.models import ExecutionStatus
-from tests.unit.test_api_support import FakeReader, FakeRepository, hs256_settings
+from tests.support.api import hs256_settings
+from tests.support.fake_store import FakeStore
 
 SEED_ITEM = Path(__file__).parent / "golden" / "seed_example_item.json"
 
@@ -41,7 +42,7 @@ def test_document_survives_json() -> None:
 
 
 def test_every_route_is_described_and_nothing_else() -> None:
-    app = build_app(hs256_settings(), FakeRepository(), FakeReader())
+    app = build_api(hs256_settings(), FakeStore())
     served = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()

@@ -1,4 +1,4 @@
-"""Why pending executions wait, in the listing and in GET /executions/{id}, with in-memory fakes."""
+"""Why pending executions wait, in the listing and in GET /executions/{id}, with an in-memory store."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from execution_stream.api.items import api_item
 from execution_stream.api.openapi import openapi_document
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import Execution, ExecutionStatus
-from tests.factories import BASE_TIME, execution
-from tests.factories import queue_snapshot as snapshot
-from tests.unit.test_api_support import FakeReader, FakeRepository, bearer, listed, running_api
+from execution_stream.domain.store import QueueSnapshot, RepositoryUnavailableError
+from tests.support.api import bearer, listed, running_api
+from tests.support.factories import BASE_TIME, execution
+from tests.support.factories import queue_snapshot as snapshot
+from tests.support.fake_store import FakeStore
 
 S = ExecutionStatus
 RUNNER = "github_actions"
@@ -43,20 +45,18 @@ def mixed() -> list[Execution]:
     ]
 
 
-def mixed_reader(executions: list[Execution]) -> FakeReader:
+def mixed_reader(executions: list[Execution]) -> FakeStore:
     snapshots = [
         snapshot(head_index=7, limit=3, in_use=3),
         snapshot(job_runner=HASHED_RUNNER, head_index=4, limit=1, in_use=1),
         snapshot(tenant_id="tenant-b", head_index=0),
     ]
-    return FakeReader(executions, snapshots)
+    return FakeStore(executions, snapshots)
 
 
-async def get(
-    repository: FakeRepository, reader: FakeReader, path: str, headers: dict[str, str] | None
-) -> tuple[int, Any]:
+async def get(reader: FakeStore, path: str, headers: dict[str, str] | None) -> tuple[int, Any]:
     async with (
-        running_api(repository, reader=reader) as client,
+        running_api(reader) as client,
         client.get(path, headers=headers) as response,
     ):
         return response.status, await response.json()
@@ -65,7 +65,7 @@ async def get(
 async def test_pending_items_say_why_they_wait_and_where_they_stand() -> None:
     executions = mixed()
     reader = mixed_reader(executions)
-    status, body = await get(FakeRepository(executions), reader, "/executions", bearer("tenant-a"))
+    status, body = await get(reader, "/executions", bearer("tenant-a"))
     assert status == 200
     validator("ExecutionPage").validate(body)
     by_id = {item["execution_id"]: item for item in body["data"]}
@@ -89,7 +89,7 @@ async def test_pending_items_say_why_they_wait_and_where_they_stand() -> None:
 
 async def test_the_workers_bookkeeping_stays_out_and_other_statuses_have_no_waiting_fields() -> None:
     executions = mixed()
-    _, body = await get(FakeRepository(executions), mixed_reader(executions), "/executions", bearer())
+    _, body = await get(mixed_reader(executions), "/executions", bearer())
     for item in body["data"]:
         assert not {"waiting_for_asset", "queue_index"} & set(item)
         has_fields = {"waiting_reason", "queue_position"} <= set(item)
@@ -97,9 +97,8 @@ async def test_the_workers_bookkeeping_stays_out_and_other_statuses_have_no_wait
 
 
 async def test_a_page_without_queued_executions_reads_no_snapshot() -> None:
-    reader = FakeReader()
-    repository = FakeRepository([execution("tenant-a", n) for n in range(3)])
-    status, body = await get(repository, reader, "/executions", bearer())
+    reader = FakeStore([execution("tenant-a", n) for n in range(3)])
+    status, body = await get(reader, "/executions", bearer())
     assert status == 200
     assert [item["waiting_reason"] for item in body["data"]] == [None] * 3
     assert reader.snapshot_requests == []
@@ -109,7 +108,7 @@ async def test_one_execution_by_id_is_the_listed_item_with_its_wait() -> None:
     executions = mixed()
     reader = mixed_reader(executions)
     path = f"/executions/{executions[2].execution_id}"
-    status, body = await get(FakeRepository(), reader, path, bearer("tenant-a"))
+    status, body = await get(reader, path, bearer("tenant-a"))
     assert status == 200
     validator("Execution").validate(body)
     assert body == listed(executions[2], waiting_reason="capacity", queue_position=3, limit=3, in_use=3)
@@ -120,20 +119,20 @@ async def test_one_execution_by_id_is_the_listed_item_with_its_wait() -> None:
 async def test_a_dispatched_execution_by_id_has_no_waiting_fields() -> None:
     executions = mixed()
     path = f"/executions/{executions[6].execution_id}"
-    status, body = await get(FakeRepository(), mixed_reader(executions), path, bearer())
+    status, body = await get(mixed_reader(executions), path, bearer())
     assert (status, body) == (200, listed(executions[6]))
     assert "waiting_reason" not in body
 
 
 async def test_another_tenants_id_is_as_unknown_as_an_unknown_one() -> None:
     theirs = execution("tenant-b", 0)
-    reader = FakeReader([theirs])
+    reader = FakeStore([theirs])
     unknown = "0" * 32
-    _, mine_ok = await get(FakeRepository(), reader, f"/executions/{theirs.execution_id}", bearer("tenant-b"))
+    _, mine_ok = await get(reader, f"/executions/{theirs.execution_id}", bearer("tenant-b"))
     assert mine_ok["tenant_id"] == "tenant-b"
     answers = []
     for execution_id in (theirs.execution_id, unknown):
-        status, body = await get(FakeRepository(), reader, f"/executions/{execution_id}", bearer("tenant-a"))
+        status, body = await get(reader, f"/executions/{execution_id}", bearer("tenant-a"))
         validator("Error").validate(body)
         answers.append((status, body["error"]["code"], body["error"]["message"].replace(execution_id, "ID")))
     assert answers[0] == answers[1] == (404, "not_found", "no execution 'ID'")
@@ -155,8 +154,8 @@ async def test_another_tenants_id_is_as_unknown_as_an_unknown_one() -> None:
     ],
 )
 async def test_an_id_that_is_not_32_lowercase_hex_is_400(execution_id: str) -> None:
-    reader = FakeReader()
-    status, body = await get(FakeRepository(), reader, f"/executions/{execution_id}", bearer())
+    reader = FakeStore()
+    status, body = await get(reader, f"/executions/{execution_id}", bearer())
     assert status == 400
     assert body["error"]["code"] == "invalid_execution_id"
     assert "32 lowercase hexadecimal" in body["error"]["message"]
@@ -164,47 +163,55 @@ async def test_an_id_that_is_not_32_lowercase_hex_is_400(execution_id: str) -> N
 
 
 async def test_query_parameters_are_refused_on_one_execution() -> None:
-    reader = FakeReader()
+    reader = FakeStore()
     path = f"/executions/{'a' * 32}?tenant_id=tenant-b"
-    status, body = await get(FakeRepository(), reader, path, bearer())
+    status, body = await get(reader, path, bearer())
     assert (status, body["error"]["code"]) == (400, "unknown_parameter")
     assert "none is allowed" in body["error"]["message"]
     assert reader.finds == []
 
 
 async def test_one_execution_needs_a_valid_token_before_anything_else() -> None:
-    reader = FakeReader([execution("tenant-a", 0)])
+    reader = FakeStore([execution("tenant-a", 0)])
     for headers in (None, bearer(expires_in=-60)):
-        status, body = await get(FakeRepository(), reader, "/executions/not-an-id", headers)
+        status, body = await get(reader, "/executions/not-an-id", headers)
         assert (status, body["error"]["code"]) == (401, "unauthorized")
     assert reader.finds == []
 
 
+class UnreadableStore(FakeStore):
+    """Lists, but cannot read one execution or a queue snapshot."""
+
+    async def find(self, tenant_id: str, execution_id: str) -> Execution | None:
+        raise RepositoryUnavailableError("fake DynamoDB is down")
+
+    async def queue_snapshots(self, tenant_id: str, runners: frozenset[str]) -> dict[str, QueueSnapshot]:
+        raise RepositoryUnavailableError("fake DynamoDB is down")
+
+
 async def test_an_unavailable_reader_is_503_for_both_routes() -> None:
     executions = [queued(0, 3)]
-    reader = FakeReader(executions)
-    reader.available = False
     for path in ("/executions", f"/executions/{executions[0].execution_id}"):
-        status, body = await get(FakeRepository(executions), reader, path, bearer())
+        status, body = await get(UnreadableStore(executions), path, bearer())
         assert (status, body["error"]["code"]) == (503, "service_unavailable"), path
 
 
-class LeakingReader(FakeReader):
+class LeakingReader(FakeStore):
     async def find(self, tenant_id: str, execution_id: str) -> Execution | None:
-        return self.executions[0]
+        return next(iter(self.items.values()))
 
 
 async def test_another_tenants_execution_from_below_is_never_shown() -> None:
     theirs = execution("tenant-b", 0)
     path = f"/executions/{theirs.execution_id}"
-    status, body = await get(FakeRepository(), LeakingReader([theirs]), path, bearer("tenant-a"))
+    status, body = await get(LeakingReader([theirs]), path, bearer("tenant-a"))
     assert (status, body["error"]["code"]) == (500, "internal_error")
     assert "tenant-b" not in json.dumps(body)
 
 
 async def test_one_execution_is_counted_under_its_route_pattern() -> None:
     ids = ["a" * 32, "b" * 32]
-    async with running_api(FakeRepository()) as client:
+    async with running_api(FakeStore()) as client:
         for execution_id in ids:
             async with client.get(f"/executions/{execution_id}", headers=bearer()) as response:
                 assert response.status == 404

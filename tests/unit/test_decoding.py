@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from execution_stream.pipeline.messages import AllocationRelease, Effects, allocation_message
-from execution_stream.streaming.decoding import decode_keyed_by_tenant
+from execution_stream.pipeline.messages import (
+    AllocationRelease,
+    Outgoing,
+    SourceRecord,
+    allocation_message,
+    decode_keyed_by_tenant,
+)
 
 RELEASE = b'{"type": "release", "tenant_id": "tenant-a", "execution_id": "e1"}'
 
 
-def event(key: bytes | None, value: bytes = RELEASE) -> SimpleNamespace:
-    message = SimpleNamespace(
-        topic="allocate-runner-resource",
-        partition=3,
-        offset=7,
-        key=key,
-        value=value,
-        timestamp=None,
-        headers=[],
-    )
-    return SimpleNamespace(message=message)
+def event(key: bytes | None, value: bytes = RELEASE) -> SourceRecord:
+    return SourceRecord("allocate-runner-resource", 3, 7, key, value)
 
 
 def test_a_record_keyed_by_its_tenant_is_decoded() -> None:
@@ -34,8 +28,8 @@ def test_a_record_keyed_by_its_tenant_is_decoded() -> None:
 def test_a_record_whose_key_is_not_its_tenant_is_dead_lettered(key: bytes | None) -> None:
     decoded = decode_keyed_by_tenant(allocation_message, event(key))
 
-    assert isinstance(decoded, Effects)
-    [letter] = decoded.outgoing
+    assert isinstance(decoded, Outgoing)
+    letter = decoded
     headers = dict(letter.headers)
     assert headers["dlq.reason"] == b"invalid"
     assert b"key must be its tenant_id" in headers["dlq.message"]
@@ -45,5 +39,5 @@ def test_a_record_whose_key_is_not_its_tenant_is_dead_lettered(key: bytes | None
 
 def test_an_undecodable_value_is_dead_lettered_whatever_its_key() -> None:
     decoded = decode_keyed_by_tenant(allocation_message, event(None, b"\x00not json"))
-    assert isinstance(decoded, Effects)
-    assert dict(decoded.outgoing[0].headers)["dlq.reason"] == b"invalid"
+    assert isinstance(decoded, Outgoing)
+    assert dict(decoded.headers)["dlq.reason"] == b"invalid"

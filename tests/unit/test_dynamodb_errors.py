@@ -18,7 +18,7 @@ from execution_stream.adapters.dynamodb_client import ACCESS_ERROR_CODES, transl
 from execution_stream.api.middleware import json_errors
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.ports import (
+from execution_stream.domain.store import (
     CreateResult,
     ExecutionKey,
     RepositoryAccessError,
@@ -26,7 +26,6 @@ from execution_stream.domain.ports import (
     RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
-    UpdateOutcome,
 )
 from execution_stream.pipeline import retrying
 from execution_stream.pipeline.messages import Destination, Effects, SourceRecord
@@ -34,8 +33,8 @@ from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.streaming import agent_loop
 from execution_stream.streaming.metrics import WorkerMetrics
-from tests.factories import BASE_TIME, asset, execution, trigger_event
-from tests.unit.test_api_support import FakeRepository
+from tests.support.factories import BASE_TIME, asset, execution, trigger_event
+from tests.support.fake_store import FakeStore
 
 DENIED = "AccessDeniedException"
 PAUSES_METRIC = "execution_stream_dependency_pauses_total"
@@ -119,7 +118,7 @@ async def test_until_done_waits_out_an_access_error(
     assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.ERROR]
 
 
-class DeniedRepository(FakeRepository):
+class DeniedRepository(FakeStore):
     """Refuses the service its first `denials` calls, as DynamoDB does during an IAM incident."""
 
     def __init__(self, denials: int) -> None:
@@ -143,11 +142,7 @@ class DeniedRepository(FakeRepository):
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
     ) -> StatusUpdateResult:
         self._check_access()
-        stored = await self.get(key)
-        assert stored is not None
-        updated = apply_status(stored, change.status, change.at)
-        self.executions[self.executions.index(stored)] = updated
-        return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated)
+        return await super().update_status(key, change, plan_item_slug)
 
 
 async def test_a_trigger_is_not_dead_lettered_when_the_store_refuses_the_service() -> None:
@@ -173,7 +168,7 @@ async def test_a_status_update_waits_for_the_store_and_is_applied(monkeypatch: p
 
     assert repository.denials == 0
     assert destinations(effects) == {Destination.EVENTS}
-    assert repository.executions[0].status is ExecutionStatus.RUNNING
+    assert repository.items[ExecutionKey.of(stored)].status is ExecutionStatus.RUNNING
 
 
 async def test_the_api_answers_503_while_the_store_refuses_the_service() -> None:

@@ -18,7 +18,7 @@ from execution_stream.domain.enrichment import (
 )
 from execution_stream.domain.executions import build_execution
 from execution_stream.domain.models import Execution, Step
-from tests.factories import asset, execution, trigger_event
+from tests.support.factories import asset, execution, trigger_event
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, 5, tzinfo=UTC)
 STATUS_TOPIC = "execution-status-test"

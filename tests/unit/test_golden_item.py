@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from execution_stream.adapters.dynamodb_item_codec import execution_from_item, execution_to_item
 from execution_stream.domain.executions import apply_status, build_execution
 from execution_stream.domain.identity import derive_execution_id
-from execution_stream.domain.item_codec import execution_from_item, execution_to_item
 from execution_stream.domain.models import Asset, Execution, ExecutionStatus, Step, TriggerEvent
 from execution_stream.domain.timestamps import epoch_seconds, parse_timestamp
 from execution_stream.domain.trace import TraceContext

@@ -9,13 +9,13 @@ from typing import Any
 
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.models import Execution
-from execution_stream.domain.ports import ExecutionKey, StatusChange, StatusUpdateResult, UpdateOutcome
+from execution_stream.domain.store import ExecutionKey, StatusChange, StatusUpdateResult, UpdateOutcome
 from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline.messages import Destination, Effects, Outgoing, SourceRecord
 from execution_stream.pipeline.status_updates import StatusUpdateStep
-from tests.factories import BASE_TIME
-from tests.unit.test_pipeline_steps import (
-    MemoryRepository,
+from tests.support.factories import BASE_TIME
+from tests.support.fake_store import FakeStore
+from tests.support.pipeline_steps import (
     RecordingGithub,
     RecordingRunnerJobs,
     S,
@@ -68,7 +68,7 @@ class FastRunner(RecordingRunnerJobs):
 
 
 async def test_reports_that_overtake_the_mark_are_held_and_applied_after_it() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "jit_runner")
     outcomes: list[UpdateOutcome] = []
     statuses = StatusUpdateStep(repository, outcomes.append)
@@ -99,7 +99,7 @@ async def test_reports_that_overtake_the_mark_are_held_and_applied_after_it() ->
 
 
 async def test_a_replayed_mark_sends_the_held_reports_again() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "jit_runner")
     statuses = StatusUpdateStep(repository)
     runner = FastRunner(statuses, execution)
@@ -124,7 +124,7 @@ async def test_a_replayed_mark_sends_the_held_reports_again() -> None:
     assert len(runner.jobs) == 1
 
 
-class MarkedMeanwhile(MemoryRepository):
+class MarkedMeanwhile(FakeStore):
     """The dispatch mark is stored between the status step's refusal and its hold."""
 
     async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
@@ -145,7 +145,7 @@ async def test_a_report_whose_mark_comes_before_its_hold_is_applied_at_once() ->
 
 
 async def test_a_report_for_an_execution_waiting_for_its_asset_is_refused_not_held() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "jit_runner")
     key = ExecutionKey.of(execution)
     repository.items[key] = execution.model_copy(update={"waiting_for_asset": execution.asset_id})
@@ -159,7 +159,7 @@ async def test_a_report_for_an_execution_waiting_for_its_asset_is_refused_not_he
 
 
 async def test_a_runner_reporting_pending_or_dispatched_is_dead_lettered_and_changes_nothing() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "jit_runner")
     outcomes: list[UpdateOutcome] = []
 

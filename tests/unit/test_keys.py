@@ -1,6 +1,6 @@
 import pytest
 
-from execution_stream.domain.keys import (
+from execution_stream.adapters.dynamodb_keys import (
     GSI_KEY_ATTRIBUTES,
     KEY_ATTRIBUTES,
     LOOKUP_INDEX_KEY_ATTRIBUTE,
@@ -9,6 +9,7 @@ from execution_stream.domain.keys import (
     IndexName,
     IndexQuery,
     KeyFormatError,
+    check_page_key,
     execution_keys,
     gsi1_pk,
     gsi2_pk,
@@ -28,7 +29,8 @@ from execution_stream.domain.keys import (
     sort_key,
 )
 from execution_stream.domain.models import ExecutionStatus
-from tests.factories import execution
+from execution_stream.domain.store import InvalidPageKeyError
+from tests.support.factories import execution
 
 TENANT = "92c4b3cc-ebdb-4662-8dbd-765a2e3b3af4"
 EVENT = "00a354e2-d393-4694-bc54-dde7554dfced"
@@ -200,3 +202,27 @@ def test_queue_snapshot_key_refuses_an_empty_runner_or_a_bad_tenant() -> None:
         queue_snapshot_key(TENANT, "")
     with pytest.raises(KeyFormatError):
         queue_snapshot_key("a#b", "github_actions")
+
+
+def page_key_of_gsi2(**changes: str) -> dict[str, str]:
+    """A page key of TENANT's completed executions (GSI2), with `changes`."""
+    page_key = {PK: partition_key(TENANT), SK: sort_key(EVENT, RUN), "GSI2PK": gsi2_pk(TENANT, DONE)}
+    return page_key | {"GSI2SK": "2026-01-01T00:00:00"} | changes
+
+
+def test_a_page_key_of_the_query_passes() -> None:
+    check_page_key(page_key_of_gsi2(), TENANT, index_for_filter(TENANT, DONE, None))
+
+
+@pytest.mark.parametrize(
+    ("page_key", "words"),
+    [
+        ({PK: partition_key(TENANT), SK: sort_key(EVENT, RUN)}, "another query"),
+        (page_key_of_gsi2(GSI2PK=gsi2_pk(TENANT, ExecutionStatus.FAILED)), "another query"),
+        (page_key_of_gsi2(PK=partition_key("tenant-b")), "another tenant"),
+        (page_key_of_gsi2(GSI2SK=""), "empty attribute"),
+    ],
+)
+def test_a_page_key_of_another_query_is_refused(page_key: dict[str, str], words: str) -> None:
+    with pytest.raises(InvalidPageKeyError, match=words):
+        check_page_key(page_key, TENANT, index_for_filter(TENANT, DONE, None))

@@ -14,12 +14,12 @@ from execution_stream.observability.logs import JsonFormatter, job_fields
 from execution_stream.pipeline.messages import (
     DeadLetterReason,
     Destination,
-    Outgoing,
+    Effects,
     SourceRecord,
     dead_letter,
 )
 from execution_stream.streaming.metrics import WorkerMetrics
-from tests.factories import BASE_TIME, execution
+from tests.support.factories import BASE_TIME, execution
 
 
 def test_events_and_dead_letters_become_counters() -> None:
@@ -27,22 +27,12 @@ def test_events_and_dead_letters_become_counters() -> None:
     created = execution()
     dispatched = apply_status(created, ExecutionStatus.DISPATCHED, BASE_TIME.replace(minute=2))
     source = SourceRecord("trigger-execution", 3, 17, b"tenant-a", b"garbage")
-    metrics.observe_sent(
-        [
-            Outgoing(
-                Destination.EVENTS,
-                "tenant-a",
-                ExecutionEvent.from_change(created, None).model_dump_json().encode(),
-            ),
-            Outgoing(
-                Destination.EVENTS,
-                "tenant-a",
-                ExecutionEvent.from_change(dispatched, ExecutionStatus.PENDING).model_dump_json().encode(),
-            ),
-            dead_letter(source, DeadLetterReason.NOT_JSON, "not JSON"),
-            Outgoing(Destination.ALLOCATE, "tenant-a", b"{}"),
-        ]
-    )
+    effects = Effects()
+    effects.publish(ExecutionEvent.from_change(created, None), created.trace)
+    effects.publish(ExecutionEvent.from_change(dispatched, ExecutionStatus.PENDING), dispatched.trace)
+    effects.outgoing.append(dead_letter(source, DeadLetterReason.NOT_JSON, "not JSON"))
+    effects.send(Destination.ALLOCATE, "tenant-a", b"{}")
+    metrics.observe_sent(effects.outgoing)
     text = generate_latest(metrics.registry).decode()
 
     assert 'execution_stream_executions_total{change="created",runner="github_actions"} 1.0' in text

@@ -3,173 +3,52 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
-from execution_stream.domain.allocation import Memory
-from execution_stream.domain.dispatch import DispatchRefusedError, DispatchRetryPolicy
-from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
-from execution_stream.domain.executions import TransitionNotAllowedError, apply_status, asset_target
-from execution_stream.domain.models import Asset, Execution, ExecutionStatus
-from execution_stream.domain.ports import (
-    CreateResult,
+from execution_stream.domain.models import ExecutionStatus
+from execution_stream.domain.store import (
     ExecutionKey,
-    ExecutionPage,
-    ExecutionQuery,
     RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
-    UpdateOutcome,
 )
-from execution_stream.domain.timestamps import format_timestamp, parse_timestamp
-from execution_stream.domain.trace import TraceContext
+from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.pipeline import retrying
-from execution_stream.pipeline.allocations import AllocationStep, Limits
-from execution_stream.pipeline.dispatches import DispatchStep
 from execution_stream.pipeline.messages import (
     AllocationRelease,
     AllocationRequest,
     Destination,
-    Effects,
-    SourceRecord,
     WakeUp,
     allocation_message,
-    waiting_message,
 )
-from execution_stream.pipeline.parked_triggers import ParkedTriggerStep
-from execution_stream.pipeline.ports import NoQueueView
 from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
-from tests.factories import BASE_TIME, asset, trigger_event
+from tests.support.factories import BASE_TIME, asset
+from tests.support.fake_store import FakeStore
+from tests.support.pipeline_steps import (
+    Assets,
+    RecordingGithub,
+    RecordingRunnerJobs,
+    allocation_step,
+    clock,
+    dispatch_step,
+    handled,
+    park,
+    parking_step,
+    reasons,
+    sent,
+    source,
+    stored_pending,
+    trigger_source,
+)
 
 S = ExecutionStatus
 
 
-class MemoryRepository:
-    def __init__(self) -> None:
-        self.items: dict[ExecutionKey, Execution] = {}
-        self.held: dict[ExecutionKey, list[StatusChange]] = {}
-
-    async def create(self, execution: Execution) -> CreateResult:
-        key = ExecutionKey.of(execution)
-        if key in self.items:
-            return CreateResult(self.items[key], created=False)
-        self.items[key] = execution
-        return CreateResult(execution, created=True)
-
-    async def create_many(self, executions: Sequence[Execution]) -> list[CreateResult]:
-        return [await self.create(execution) for execution in executions]
-
-    async def get(self, key: ExecutionKey) -> Execution | None:
-        return self.items.get(key)
-
-    async def update_status(
-        self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
-    ) -> StatusUpdateResult:
-        stored = self.items.get(key)
-        if stored is None:
-            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
-        held = tuple(self.held.get(key, ()))
-        try:
-            updated = apply_status(stored, change.status, change.at, change.has_findings, change.error)
-        except TransitionNotAllowedError:
-            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
-        if change.deadline_at is not None:
-            updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
-        self.items[key] = updated
-        return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated, held)
-
-    async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
-        stored = self.items.get(key)
-        if stored is None:
-            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
-        held = self.held.setdefault(key, [])
-        pending = stored.status is S.PENDING and stored.waiting_for_asset is None
-        if pending and change not in held:
-            held.append(change)
-        outcome = UpdateOutcome.HELD if pending and change in held else UpdateOutcome.REFUSED
-        return StatusUpdateResult(outcome, stored.status, stored, tuple(held))
-
-    async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
-        return tuple(self.held.get(key, ()))
-
-    async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
-        stored = self.items.get(key)
-        if stored is not None and stored.waiting_for_asset and stored.status is S.PENDING:
-            fields: dict[str, Any] = {
-                "asset_name": asset.asset_name,
-                "asset_type": asset.asset_type,
-                "vendor": asset.vendor,
-                "additional_attributes": {**stored.additional_attributes, **asset_target(asset)},
-            }
-            self.items[key] = stored = stored.model_copy(update={**fields, "waiting_for_asset": None})
-        return stored
-
-    async def list(self, query: ExecutionQuery) -> ExecutionPage:
-        raise NotImplementedError("the pipeline never lists")
-
-    async def ping(self) -> None:
-        return None
-
-
-class Assets(dict[str, Asset]):
-    pass
-
-
-RETRY_POLICY = DispatchRetryPolicy(first_seconds=5.0, max_seconds=300.0)
-
-
-class RecordingGithub:
-    def __init__(self, refuse: bool = False) -> None:
-        self.targets: list[GithubWorkflowTarget] = []
-        self.refuse = refuse
-
-    async def dispatch(self, target: GithubWorkflowTarget) -> None:
-        if self.refuse:
-            raise DispatchRefusedError(422, "Unexpected inputs provided")
-        self.targets.append(target)
-
-
-class RecordingRunnerJobs:
-    def __init__(self) -> None:
-        self.jobs: list[DispatchedJob] = []
-        self.traces: list[TraceContext] = []
-
-    async def publish(self, job: DispatchedJob, trace: TraceContext) -> None:
-        self.jobs.append(job)
-        self.traces.append(trace)
-
-
-def clock() -> datetime:
-    return BASE_TIME
-
-
-def source(offset: int, value: bytes, topic: str = "trigger-execution") -> SourceRecord:
-    return SourceRecord(topic, 0, offset, b"tenant-a", value)
-
-
-def trigger_source(
-    offset: int, number: int, runner: str = "jit_runner", asset_id: str = "asset-1", **overrides: Any
-) -> SourceRecord:
-    event = trigger_event("tenant-a", f"event-{number}", asset_id, job_runner=runner, **overrides)
-    return source(offset, event.model_dump_json().encode())
-
-
-def sent(effects: Effects, destination: Destination) -> list[dict[str, Any]]:
-    return [json.loads(o.value) for o in effects.outgoing if o.destination is destination]
-
-
-def reasons(effects: Effects) -> list[str]:
-    return [
-        dict(o.headers)["dlq.reason"].decode() for o in effects.outgoing if o.destination is Destination.DLQ
-    ]
-
-
 async def test_triggers_are_stored_once_and_ask_for_one_slot_each() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     step = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
 
     effects = await step.handle(
@@ -186,7 +65,7 @@ async def test_triggers_are_stored_once_and_ask_for_one_slot_each() -> None:
 
 
 async def test_a_replayed_trigger_of_a_dispatched_execution_asks_for_nothing() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     step = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
     await step.handle([trigger_source(1, 1)])
     [key] = repository.items
@@ -198,7 +77,7 @@ async def test_a_replayed_trigger_of_a_dispatched_execution_asks_for_nothing() -
 
 
 async def test_an_unknown_asset_stores_the_execution_waiting_and_parks_a_reference() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     step = TriggerStep(repository, Assets({"asset-1": asset(tenant_id="tenant-b")}), clock)
 
     effects = await step.handle([trigger_source(1, 1), trigger_source(2, 2, asset_id="asset-9")])
@@ -212,20 +91,8 @@ async def test_an_unknown_asset_stores_the_execution_waiting_and_parks_a_referen
     assert sent(effects, Destination.ALLOCATE) == []
 
 
-def parking_step(repository: MemoryRepository, assets: Assets, now: list[datetime]) -> ParkedTriggerStep:
-    return ParkedTriggerStep({}, repository, assets, 60.0, lambda: now[0], batch=2)
-
-
-async def park(step: ParkedTriggerStep, triggers: TriggerStep, records: list[SourceRecord]) -> None:
-    for record in records:
-        for message in sent(await triggers.handle([record]), Destination.WAITING):
-            writes, effects = await step.handle(waiting_message.validate_python(message))
-            step.commit(writes)
-            assert effects.outgoing == []
-
-
 async def test_parked_triggers_proceed_in_batches_when_their_asset_comes_or_are_dead_lettered() -> None:
-    assets, now, repository = Assets(), [BASE_TIME], MemoryRepository()
+    assets, now, repository = Assets(), [BASE_TIME], FakeStore()
     step = parking_step(repository, assets, now)
     triggers = TriggerStep(repository, assets, clock)
     await park(step, triggers, [trigger_source(n, n) for n in range(3)])
@@ -241,7 +108,7 @@ async def test_parked_triggers_proceed_in_batches_when_their_asset_comes_or_are_
     for wake_up in wake_ups:
         message = WakeUp.model_validate(wake_up)
         while True:
-            writes, effects = await step.handle(message)
+            writes, effects = await step.decide(message)
             step.commit(writes)
             requested += [r["jit_event_id"] for r in sent(effects, Destination.ALLOCATE)]
             if not sent(effects, Destination.WAITING):  # a batch of 2: asks for more while some wait
@@ -263,19 +130,8 @@ async def test_parked_triggers_proceed_in_batches_when_their_asset_comes_or_are_
     ]
 
 
-def allocation_step(limit: int) -> AllocationStep:
-    limits = Limits(limit, {"tenant-big": 100})
-    return AllocationStep({}, limits, Memory(3600.0, 100), NoQueueView(), clock)
-
-
-def handled(step: AllocationStep, message: Any) -> Effects:
-    result, effects = step.handle(message)
-    step.commit(result)
-    return effects
-
-
 async def test_the_allocator_forwards_references_up_to_the_limit_and_the_next_on_release() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     triggers = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
     requests = sent(await triggers.handle([trigger_source(n, n) for n in range(3)]), Destination.ALLOCATE)
     step = allocation_step(limit=1)
@@ -299,7 +155,7 @@ async def test_the_allocator_forwards_references_up_to_the_limit_and_the_next_on
 
 
 async def test_a_request_in_the_old_format_with_the_whole_execution_is_still_understood() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "jit_runner")
     old = allocation_message.validate_python(
         {"type": "request", "execution": execution.model_dump(mode="json")}
@@ -307,21 +163,8 @@ async def test_a_request_in_the_old_format_with_the_whole_execution_is_still_und
     assert old == AllocationRequest.of(execution)
 
 
-async def stored_pending(repository: MemoryRepository, runner: str, **overrides: Any) -> Execution:
-    triggers = TriggerStep(repository, Assets({"asset-1": asset()}), clock)
-    await triggers.handle([trigger_source(1, 1, runner=runner, **overrides)])
-    [execution] = repository.items.values()
-    return execution
-
-
-def dispatch_step(
-    repository: MemoryRepository, github: RecordingGithub, jobs: RecordingRunnerJobs
-) -> DispatchStep:
-    return DispatchStep(repository, github, jobs, "execution-status", 600, RETRY_POLICY, clock)
-
-
 async def test_a_topic_fed_job_is_published_marked_and_not_sent_again() -> None:
-    repository, jobs = MemoryRepository(), RecordingRunnerJobs()
+    repository, jobs = FakeStore(), RecordingRunnerJobs()
     execution = await stored_pending(repository, "jit_runner")
     step = dispatch_step(repository, RecordingGithub(), jobs)
     record = source(1, execution.model_dump_json().encode(), "enrich-and-dispatch")
@@ -347,7 +190,7 @@ async def test_a_topic_fed_job_is_published_marked_and_not_sent_again() -> None:
 
 
 async def test_a_refused_github_dispatch_fails_the_execution_frees_its_slot_and_is_dead_lettered() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "github_actions")
     step = dispatch_step(repository, RecordingGithub(refuse=True), RecordingRunnerJobs())
 
@@ -378,7 +221,7 @@ async def test_a_refused_github_dispatch_fails_the_execution_frees_its_slot_and_
 
 
 async def test_a_replayed_terminal_status_releases_the_slot_and_publishes_its_event_again() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "jit_runner")
     await repository.update_status(ExecutionKey.of(execution), StatusChange(S.DISPATCHED, BASE_TIME))
     step = StatusUpdateStep(repository)
@@ -415,7 +258,7 @@ async def test_a_replayed_terminal_status_releases_the_slot_and_publishes_its_ev
     assert repository.items[ExecutionKey.of(execution)].has_findings is True
 
 
-class AnswerLosingRepository(MemoryRepository):
+class AnswerLosingRepository(FakeStore):
     """Applies the first status update it is given, then fails as if the answer never came back."""
 
     def __init__(self) -> None:
@@ -454,7 +297,7 @@ async def test_a_status_update_whose_answer_was_lost_still_publishes_its_event_a
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(retrying, "MAX_PAUSE_SECONDS", 0.0)
-    repository = MemoryRepository()
+    repository = FakeStore()
     execution = await stored_pending(repository, "jit_runner")
     key = ExecutionKey.of(execution)
     await repository.update_status(key, StatusChange(S.DISPATCHED, BASE_TIME))

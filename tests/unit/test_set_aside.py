@@ -27,11 +27,11 @@ from execution_stream.pipeline.messages import (
 from execution_stream.pipeline.ports import NoQueueView
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.streaming.partitions import tenant_partition
-from tests.factories import BASE_TIME, asset, trigger_event
-from tests.unit.test_pipeline_steps import (
+from tests.support.factories import BASE_TIME, asset, trigger_event
+from tests.support.fake_store import FakeStore
+from tests.support.pipeline_steps import (
     RETRY_POLICY,
     Assets,
-    MemoryRepository,
     RecordingRunnerJobs,
     S,
     clock,
@@ -58,7 +58,7 @@ class RateLimitedGithub:
         self.targets.append(target)
 
 
-async def stored(repository: MemoryRepository, tenant: str, runner: str, installation: str) -> ExecutionRef:
+async def stored(repository: FakeStore, tenant: str, runner: str, installation: str) -> ExecutionRef:
     assets = Assets({"asset-1": asset(tenant).model_copy(update={"installation_id": installation})})
     event = trigger_event(tenant, f"event-{tenant}-{runner}", "asset-1", job_runner=runner)
     await TriggerStep(repository, assets, clock).handle([source(0, event.model_dump_json().encode())])
@@ -67,7 +67,7 @@ async def stored(repository: MemoryRepository, tenant: str, runner: str, install
 
 
 async def test_a_rate_limited_installation_sets_its_job_aside_and_the_batch_completes() -> None:
-    repository, github, jobs = MemoryRepository(), RateLimitedGithub(), RecordingRunnerJobs()
+    repository, github, jobs = FakeStore(), RateLimitedGithub(), RecordingRunnerJobs()
     limited = await stored(repository, "tenant-a", "github_actions", RATE_LIMITED_INSTALLATION)
     other_github = await stored(repository, "tenant-b", "github_actions", "222")
     topic_fed = await stored(repository, "tenant-b", "jit_runner", "222")
@@ -119,7 +119,7 @@ def allocation(clock: Clock) -> AllocationStep:
 
 
 def apply(step: AllocationStep, message: Any) -> list[dict[str, Any]]:
-    result, effects = step.handle(message)
+    result, effects = step.decide(message)
     step.commit(result)
     return sent(effects, Destination.ENRICH)
 
@@ -232,7 +232,7 @@ def test_the_allocator_keeps_a_set_aside_reason_small() -> None:
 
 
 async def test_a_github_job_goes_where_its_asset_says_not_where_its_trigger_says() -> None:
-    repository, github = MemoryRepository(), RateLimitedGithub()
+    repository, github = FakeStore(), RateLimitedGithub()
     ref = await stored(repository, "tenant-b", "github_actions", "222")
     stored_attributes = repository.items[next(iter(repository.items))].additional_attributes
     step = DispatchStep(
@@ -253,7 +253,7 @@ async def test_a_github_job_goes_where_its_asset_says_not_where_its_trigger_says
 async def test_a_trigger_naming_another_installation_owner_or_repository_is_dead_lettered(
     attribute: str, value: str
 ) -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     event = trigger_event("tenant-a", "event-1", "asset-1", job_runner="github_actions")
     event = event.model_copy(
         update={"additional_attributes": {**event.additional_attributes, attribute: value}}
@@ -272,7 +272,7 @@ async def test_a_trigger_naming_another_installation_owner_or_repository_is_dead
 
 
 async def test_the_same_owner_in_another_case_is_not_a_contradiction() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     event = trigger_event("tenant-a", "event-1", "asset-1", job_runner="github_actions")
     event = event.model_copy(
         update={"additional_attributes": {"owner": "JitSecurity", "installation_id": 24915845}}
@@ -287,7 +287,7 @@ async def test_the_same_owner_in_another_case_is_not_a_contradiction() -> None:
 
 
 async def test_a_parked_trigger_naming_another_installation_fails_when_its_asset_comes() -> None:
-    assets, now, repository = Assets(), [BASE_TIME], MemoryRepository()
+    assets, now, repository = Assets(), [BASE_TIME], FakeStore()
     step = parking_step(repository, assets, now)
     triggers = TriggerStep(repository, assets, clock)
     event = trigger_event("tenant-a", "event-1", "asset-1", job_runner="github_actions")
@@ -300,7 +300,7 @@ async def test_a_parked_trigger_naming_another_installation_fails_when_its_asset
 
     assets["asset-1"] = asset()
     [wake_up] = sent(step.wake_ups(), Destination.WAITING)
-    _, effects = await step.handle(WakeUp.model_validate(wake_up))
+    _, effects = await step.decide(WakeUp.model_validate(wake_up))
 
     assert reasons(effects) == ["asset_mismatch"]
     assert [r["jit_event_id"] for r in sent(effects, Destination.ALLOCATE)] == ["event-2"]

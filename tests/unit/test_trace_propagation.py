@@ -13,7 +13,7 @@ import pytest
 from execution_stream.domain.dispatch import DispatchUnavailableError
 from execution_stream.domain.enrichment import GithubWorkflowTarget
 from execution_stream.domain.models import Execution
-from execution_stream.domain.ports import ExecutionKey
+from execution_stream.domain.store import ExecutionKey
 from execution_stream.domain.trace import TraceContext, valid_traceparent
 from execution_stream.pipeline.allocations import AllocationStep
 from execution_stream.pipeline.dispatches import DispatchStep
@@ -31,12 +31,12 @@ from execution_stream.pipeline.messages import (
 from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.streaming.agent_loop import TopicRunnerJobs, source_record
-from tests.factories import BASE_TIME, asset, trigger_event
-from tests.factories import execution as stored_execution
-from tests.unit.test_pipeline_steps import (
+from tests.support.factories import BASE_TIME, asset, trigger_event
+from tests.support.factories import execution as stored_execution
+from tests.support.fake_store import FakeStore
+from tests.support.pipeline_steps import (
     RETRY_POLICY,
     Assets,
-    MemoryRepository,
     RecordingGithub,
     RecordingRunnerJobs,
     allocation_step,
@@ -99,7 +99,7 @@ def report(execution: Execution, status: str, minute: int, trace: TraceContext) 
 
 
 async def test_a_triggers_traceparent_goes_on_every_record_down_to_its_job_and_its_events() -> None:
-    repository, jobs = MemoryRepository(), RecordingRunnerJobs()
+    repository, jobs = FakeStore(), RecordingRunnerJobs()
     created = await TriggerStep(repository, Assets({"asset-1": asset()}), clock).handle(
         [trigger(1, TRIGGER_TRACE)]
     )
@@ -132,7 +132,7 @@ async def test_a_triggers_traceparent_goes_on_every_record_down_to_its_job_and_i
 
 
 async def test_a_trigger_without_a_traceparent_gets_a_new_one_that_all_its_records_share() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     created = await TriggerStep(repository, Assets({"asset-1": asset()}), clock).handle(
         [trigger(1, None), trigger(2, TraceContext("not-a-traceparent", "congo=t61rcWkgMzE"))]
     )
@@ -149,7 +149,7 @@ async def test_a_trigger_without_a_traceparent_gets_a_new_one_that_all_its_recor
 
 
 async def test_a_queued_execution_admitted_by_anothers_release_carries_its_own_triggers_trace() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     created = await TriggerStep(repository, Assets({"asset-1": asset()}), clock).handle(
         [trigger(1, TRIGGER_TRACE), trigger(2, OTHER_TRACE)]
     )
@@ -166,7 +166,7 @@ async def test_a_queued_execution_admitted_by_anothers_release_carries_its_own_t
 
 
 async def test_the_watchdogs_timeout_and_a_set_aside_retry_carry_the_holders_trace() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     created = await TriggerStep(repository, Assets({"asset-1": asset()}), clock).handle(
         [trigger(1, TRIGGER_TRACE, runner="github_actions")]
     )
@@ -193,7 +193,7 @@ class UnavailableGithub(RecordingGithub):
 
 
 async def test_dead_letters_of_a_trigger_carry_its_trace_or_the_new_one() -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     step = TriggerStep(repository, Assets({"asset-1": asset(tenant_id="tenant-b")}), clock)
     not_json = SourceRecord(
         "trigger-execution", 0, 3, b"tenant-a", b"{", None, trigger(3, OTHER_TRACE).headers
@@ -211,7 +211,7 @@ async def test_dead_letters_of_a_trigger_carry_its_trace_or_the_new_one() -> Non
 async def test_a_refused_dispatch_is_dead_lettered_and_logged_with_its_triggers_trace(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    repository = MemoryRepository()
+    repository = FakeStore()
     await TriggerStep(repository, Assets({"asset-1": asset()}), clock).handle(
         [trigger(1, TRIGGER_TRACE, runner="github_actions")]
     )
@@ -234,7 +234,7 @@ async def test_a_refused_dispatch_is_dead_lettered_and_logged_with_its_triggers_
 
 
 async def test_a_parked_trigger_keeps_its_trace_until_its_asset_comes_or_its_dead_letter() -> None:
-    assets, now, repository = Assets(), [BASE_TIME], MemoryRepository()
+    assets, now, repository = Assets(), [BASE_TIME], FakeStore()
     parking = parking_step(repository, assets, now)
     triggers = TriggerStep(repository, assets, clock)
     created = await triggers.handle(
@@ -242,15 +242,15 @@ async def test_a_parked_trigger_keeps_its_trace_until_its_asset_comes_or_its_dea
     )
     for parked in to(created, Destination.WAITING):
         assert json.loads(parked.value)["traceparent"] == traceparent_header(parked)
-        parking.commit((await parking.handle(waiting_message.validate_python(json.loads(parked.value))))[0])
+        parking.commit((await parking.decide(waiting_message.validate_python(json.loads(parked.value))))[0])
     assets["asset-1"] = asset()
     now[0] = BASE_TIME + timedelta(seconds=61)
 
     effects = Effects()
     for asset_id in ("asset-1", "asset-never"):
-        writes, woken = await parking.handle(WakeUp(tenant_id="tenant-a", asset_id=asset_id))
+        writes, woken = await parking.decide(WakeUp(tenant_id="tenant-a", asset_id=asset_id))
         parking.commit(writes)
-        effects.extend(woken.outgoing)
+        effects.merge(woken)
 
     [request] = to(effects, Destination.ALLOCATE)
     [failed] = to(effects, Destination.EVENTS)
@@ -267,7 +267,7 @@ async def test_a_parked_trigger_keeps_its_trace_until_its_asset_comes_or_its_dea
 async def test_an_execution_stored_before_trace_contexts_gets_one_derived_from_its_id_on_each_record() -> (
     None
 ):
-    repository, jobs = MemoryRepository(), RecordingRunnerJobs()
+    repository, jobs = FakeStore(), RecordingRunnerJobs()
     legacy = stored_execution("tenant-a", 1).model_copy(update={"job_runner": "jit_runner"})
     repository.items[ExecutionKey.of(legacy)] = legacy
     old_request = AllocationRequest.of(legacy)
@@ -293,7 +293,7 @@ async def test_runner_jobs_go_with_their_trace_headers_and_consumed_headers_are_
             sent.append(record)
             return _done()
 
-    repository = MemoryRepository()
+    repository = FakeStore()
     await TriggerStep(repository, Assets({"asset-1": asset()}), clock).handle([trigger(1, TRIGGER_TRACE)])
     [execution] = repository.items.values()
     step = DispatchStep(

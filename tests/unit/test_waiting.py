@@ -13,8 +13,8 @@ from execution_stream.domain.waiting import (
     runners_to_look_up,
     waiting_of,
 )
-from tests.factories import BASE_TIME, execution
-from tests.factories import queue_snapshot as snapshot
+from tests.support.factories import BASE_TIME, execution
+from tests.support.factories import queue_snapshot as snapshot
 
 S = ExecutionStatus
 

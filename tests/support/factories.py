@@ -7,7 +7,7 @@ from typing import Any
 
 from execution_stream.domain.executions import build_execution
 from execution_stream.domain.models import Asset, Execution, Step, TriggerEvent
-from execution_stream.domain.ports import QueueSnapshot
+from execution_stream.domain.store import QueueSnapshot
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from execution_stream.domain.keys import KEY_ATTRIBUTES, execution_keys
+from execution_stream.adapters.dynamodb_keys import KEY_ATTRIBUTES, execution_keys
 from execution_stream.domain.models import Execution
 
 

@@ -1,4 +1,8 @@
-"""What the service needs of the outside world, as protocols, and the errors adapters raise."""
+"""What the store answers: an execution's key, the results of writes and reads, and its errors.
+
+The ports that use these live with their callers: `pipeline.ports.ExecutionStore` for the pipeline
+steps, `api.ports.ExecutionReader` for the API.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
 
-from execution_stream.domain.models import Asset, Execution, ExecutionStatus
+from execution_stream.domain.models import Execution, ExecutionStatus
 
 
 class RepositoryError(Exception):
@@ -98,37 +101,6 @@ class ExecutionPage:
     next_key: PageKey | None
 
 
-class ExecutionRepository(Protocol):
-    async def create(self, execution: Execution) -> CreateResult: ...
-
-    async def create_many(self, executions: Sequence[Execution]) -> list[CreateResult]: ...
-
-    async def get(self, key: ExecutionKey) -> Execution | None: ...
-
-    async def update_status(
-        self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
-    ) -> StatusUpdateResult: ...
-
-    async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
-        """Keeps a runner's report on a pending execution (not waiting for its asset) until its
-        `dispatched` mark: HELD (also when it is held already), else REFUSED with the stored execution
-        (it is no longer pending, or holds too many), or NOT_FOUND."""
-        ...
-
-    async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
-        """The reports held on the execution, in their order (kept after its mark, for replays)."""
-        ...
-
-    async def complete_waiting(self, key: ExecutionKey, asset: Asset) -> Execution | None:
-        """Stores the asset's fields on an execution that waits for its asset; returns the stored
-        execution afterwards (None when there is none)."""
-        ...
-
-    async def list(self, query: ExecutionQuery) -> ExecutionPage: ...
-
-    async def ping(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class QueueSnapshot:
     """The worker's latest view of one tenant's queue for one runner (at most ~1 s behind it)."""
@@ -141,13 +113,3 @@ class QueueSnapshot:
     queued: int
     version: int
     updated_at: str
-
-
-class ExecutionReader(Protocol):
-    """What the API reads besides listing: one execution by id, and runner queue snapshots."""
-
-    async def find(self, tenant_id: str, execution_id: str) -> Execution | None: ...
-
-    async def queue_snapshots(self, tenant_id: str, runners: frozenset[str]) -> dict[str, QueueSnapshot]:
-        """The snapshots of `tenant_id`'s queues for `runners`, by runner; a missing one is absent."""
-        ...

@@ -4,10 +4,13 @@ GSI5 (partition key only) finds one execution by tenant and execution_id in one 
 no such index. A runner queue snapshot shares the tenant's partition under its own sort key.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from enum import StrEnum
 
 from execution_stream.domain.models import KEY_SEPARATOR, Execution, ExecutionStatus
+from execution_stream.domain.store import InvalidPageKeyError, PageKey
 
 PK = "PK"
 SK = "SK"
@@ -55,6 +58,11 @@ class IndexQuery:
     @property
     def sort_key_name(self) -> str:
         return f"{self.index.value}SK"
+
+    @property
+    def page_key_names(self) -> tuple[str, str, str, str]:
+        """The attributes of a LastEvaluatedKey on this index: the table's keys and the index's."""
+        return (PK, SK, self.partition_key_name, self.sort_key_name)
 
 
 def _join(*components: str) -> str:
@@ -200,3 +208,16 @@ def index_for_filter(
     if plan_item_slug is None:
         return IndexQuery(IndexName.GSI2, "GSI2PK", gsi2_pk(tenant_id, status))
     return IndexQuery(IndexName.GSI4, "GSI4PK", gsi4_pk(tenant_id, plan_item_slug, status))
+
+
+def check_page_key(page_key: PageKey, tenant_id: str, index: IndexQuery) -> None:
+    """A start key must name this index's page key attributes, none empty, and lie in the partition
+    the query reads, of the tenant's own table partition: else DynamoDB refuses it, or worse, reads on
+    from another tenant's item."""
+    names_fit = set(page_key) == set(index.page_key_names)
+    if not names_fit or page_key[index.partition_key_name] != index.partition_key_value:
+        raise InvalidPageKeyError("the continuation key belongs to another query")
+    if page_key[PK] != partition_key(tenant_id):
+        raise InvalidPageKeyError("the continuation key belongs to another tenant")
+    if not all(page_key.values()):
+        raise InvalidPageKeyError("the continuation key has an empty attribute")
