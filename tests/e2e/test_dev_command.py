@@ -23,7 +23,7 @@ from tests.support.ledger import asset_record, trigger_record
 from tests.support.pipeline import eventually, produce
 
 READY_TIMEOUT_SECONDS = 120
-JWT_SECRET = "dev-command-test-secret"
+JWT_SECRET = "dev-command-test-secret-of-32-bytes-or-more"
 
 
 @pytest.fixture(scope="module")
