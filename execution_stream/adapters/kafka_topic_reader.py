@@ -32,12 +32,17 @@ async def partitions_of(bootstrap_servers: str, topics: Collection[str]) -> list
         described: list[dict[str, Any]] = await admin.describe_topics()
     finally:
         await admin.close()
-    found = {str(t["topic"]): t["partitions"] for t in described if t["error_code"] == 0}
-    return [
-        TopicPartition(topic, partition)
-        for topic in topics
-        for partition in sorted(int(p["partition"]) for p in found.get(topic, []))
-    ]
+    found = partitions_by_topic(described)
+    return [TopicPartition(topic, partition) for topic in topics for partition in found.get(topic, [])]
+
+
+def partitions_by_topic(described: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """An admin client's description of topics as the sorted partitions of each that exists."""
+    return {
+        str(topic["topic"]): sorted(int(p["partition"]) for p in topic["partitions"])
+        for topic in described
+        if topic["error_code"] == 0
+    }
 
 
 class KafkaTopicReader:

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupIdNotFound, KafkaConnectionError, KafkaError, for_code
 
 from execution_stream.adapters import kafka_fetching
+from execution_stream.adapters.kafka_topic_reader import partitions_by_topic
 from execution_stream.adapters.kafka_topics import KafkaUnreachableError
 from execution_stream.operations.lag_render import render_json, render_text
 from execution_stream.operations.lag_report import GroupLag, LagReport, PartitionLag
@@ -193,11 +194,7 @@ class LagInspector:
         if not topics:
             return {}
         described: list[dict[str, Any]] = await self._bounded(self._admin.describe_topics(sorted(topics)))
-        return {
-            str(topic["topic"]): sorted(int(p["partition"]) for p in topic["partitions"])
-            for topic in described
-            if topic["error_code"] == 0
-        }
+        return partitions_by_topic(described)
 
     async def _end_offsets(self, partitions: Mapping[str, list[int]]) -> dict[TopicPartitionKey, int]:
         tps = [TopicPartition(topic, number) for topic, numbers in partitions.items() for number in numbers]

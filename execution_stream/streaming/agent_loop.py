@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -13,7 +12,6 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from execution_stream.domain.backoff import backoff_seconds
 from execution_stream.domain.dispatch import DispatchUnavailableError
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.store import RepositoryUnavailableError
@@ -27,7 +25,7 @@ from execution_stream.pipeline.messages import (
     failed,
     trace_headers,
 )
-from execution_stream.pipeline.retrying import report_pause
+from execution_stream.pipeline.retrying import pause
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,7 +35,6 @@ T = TypeVar("T")
 TRANSIENT_FAULTS = (RepositoryUnavailableError, DispatchUnavailableError, KafkaError, OSError)
 # Kafka errors that no retry heals.
 PERMANENT_KAFKA_ERRORS = (MessageSizeTooLargeError,)
-MAX_BACKOFF_SECONDS = 15.0
 # What is kept of a dead letter's value when the whole would exceed the broker's limit.
 DEAD_LETTER_KEEP_BYTES = 512 * 1024
 
@@ -69,12 +66,8 @@ async def until_done(operation: Callable[[], Awaitable[T]], what: str) -> T:
         except PERMANENT_KAFKA_ERRORS:
             raise
         except TRANSIENT_FAULTS as fault:
-            delay = backoff_seconds(
-                attempt, first_seconds=0.2, max_seconds=MAX_BACKOFF_SECONDS, draw=random.random()
-            )
-            report_pause(what, delay, fault)
+            await pause(attempt, what, fault)
             attempt += 1
-            await asyncio.sleep(delay)
 
 
 class Sender:

@@ -180,11 +180,8 @@ async def test_every_agent_sends_then_stores_then_acknowledges(batching: Batchin
 
 async def test_a_record_that_fails_for_good_is_dead_lettered_and_stores_nothing() -> None:
     log: list[tuple[str, int]] = []
-    letters: list[Outgoing] = []
-    allocate = BrokerTopic(log)
-    sender = Sender(
-        {Destination.ALLOCATE: allocate, Destination.DLQ: RecordingDlq(letters)}, lambda sent: None
-    )
+    dlq = SizeLimitedTopic(DEAD_LETTER_KEEP_BYTES)
+    sender = Sender({Destination.ALLOCATE: BrokerTopic(log), Destination.DLQ: dlq}, lambda sent: None)
     storing = storing_step(log)
 
     async def handle(records: Sequence[SourceRecord]) -> Effects:
@@ -196,15 +193,4 @@ async def test_a_record_that_fails_for_good_is_dead_lettered_and_stores_nothing(
 
     assert [offset for what, offset in log if what == "store"] == [1, 3]
     assert [offset for what, offset in log if what == "ack"] == [1, 2, 3]
-    assert [dict(letter.headers)["dlq.offset"] for letter in letters] == [b"2"]
-
-
-class RecordingDlq:
-    def __init__(self, letters: list[Outgoing]) -> None:
-        self.letters = letters
-
-    async def send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
-        self.letters.append(Outgoing(Destination.DLQ, None, value, tuple(headers)))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+    assert [dict(headers)["dlq.offset"] for _, headers in dlq.sent] == [b"2"]

@@ -103,7 +103,7 @@ def test_the_worker_metrics_show_the_pauses() -> None:
 async def test_until_done_waits_out_an_access_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(agent_loop, "MAX_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(retrying, "MAX_PAUSE_SECONDS", 0.0)
     answers: list[Exception | str] = [denied(), denied(), "stored"]
 
     async def operation() -> str:
