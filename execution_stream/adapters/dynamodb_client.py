@@ -78,6 +78,8 @@ async def open_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
         read_timeout=20,
         max_pool_connections=settings.dynamodb_max_pool_connections,
         retries={"max_attempts": settings.dynamodb_max_attempts, "mode": "standard"},
+        # Every request is built here from typed values; DynamoDB validates it again anyway.
+        parameter_validation=False,
     )
     session = get_session()
     async with session.create_client(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +22,7 @@ from execution_stream.adapters.dynamodb_client import (
 )
 from execution_stream.adapters.dynamodb_item_codec import execution_from_item, execution_to_item
 from execution_stream.adapters.dynamodb_reads import DynamoDBExecutionReader
+from execution_stream.domain.backoff import backoff_seconds
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.lifecycle import allowed_predecessors
 from execution_stream.domain.models import Asset, Execution
@@ -32,6 +34,7 @@ from execution_stream.domain.store import (
     PageKey,
     QueueSnapshot,
     RepositoryError,
+    RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
     UpdateOutcome,
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 _NOT_STORED = "attribute_not_exists(PK)"
+BATCH_GET_KEYS = 100  # DynamoDB's limit for one BatchGetItem
+UNPROCESSED_KEYS_ROUNDS = 4
 # A module-level name: inside the class, `list` is the method.
 Items = list[dict[str, Any]]
 
@@ -110,6 +115,41 @@ class DynamoDBExecutionRepository:
     async def get(self, key: ExecutionKey) -> Execution | None:
         item = await self._item(key)
         return execution_from_item(item) if item is not None else None
+
+    async def get_many(self, keys: Sequence[ExecutionKey]) -> dict[ExecutionKey, Execution]:
+        """Consistent BatchGetItems of up to 100 distinct keys each, in parallel."""
+        distinct = list(dict.fromkeys(keys))
+        chunks = [
+            distinct[start : start + BATCH_GET_KEYS] for start in range(0, len(distinct), BATCH_GET_KEYS)
+        ]
+        found: dict[ExecutionKey, Execution] = {}
+        for items in await asyncio.gather(*(self._batch_get(chunk) for chunk in chunks)):
+            for item in items:
+                execution = execution_from_item(item)
+                found[ExecutionKey.of(execution)] = execution
+        return found
+
+    async def _batch_get(self, chunk: Sequence[ExecutionKey]) -> Items:
+        """Keys DynamoDB leaves unprocessed (it was throttled) are asked for again after a short
+        backoff; still unprocessed after that, the read is unavailable and the caller pauses."""
+        request = {self._table: {"Keys": [_primary_key(key) for key in chunk], "ConsistentRead": True}}
+        items: Items = []
+        for attempt in range(UNPROCESSED_KEYS_ROUNDS):
+            if attempt:
+                await asyncio.sleep(
+                    backoff_seconds(attempt - 1, first_seconds=0.05, max_seconds=1.0, draw=random.random())
+                )
+            try:
+                response = await self._client.batch_get_item(RequestItems=request)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as error:
+                raise translate(error, "get executions") from error
+            items.extend(from_attribute_values(item) for item in response["Responses"].get(self._table, []))
+            request = response.get("UnprocessedKeys") or {}  # type: ignore[assignment]
+            if not request:
+                return items
+        raise RepositoryUnavailableError(
+            f"get executions: keys unprocessed after {UNPROCESSED_KEYS_ROUNDS} rounds"
+        )
 
     async def held_reports(self, key: ExecutionKey) -> tuple[StatusChange, ...]:
         item = await self._item(key)

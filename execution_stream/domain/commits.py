@@ -11,7 +11,7 @@ before the head was written): a reader never sees part of a commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,3 +91,31 @@ def apply(table: Any, writes: list[Write]) -> None:
                 del table[write.key]
         else:
             table[write.key] = write.value
+
+
+class Pending(Mapping[str, Any]):
+    """A table as it will be once writes not applied yet are: the decisions a batch makes one after
+    another each see the ones before, while the table itself waits until their effects are sent."""
+
+    def __init__(self, table: Mapping[str, Any]) -> None:
+        self._table = table
+        self._written: dict[str, Any] = {}  # None: deleted
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        for write in writes:
+            self._written[write.key] = write.value
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._written:
+            return self._table[key]
+        value = self._written[key]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (key for key in self._table if key not in self._written)
+        yield from (key for key, value in self._written.items() if value is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -1,8 +1,9 @@
 """allocate-runner-resource: one tenant's slots, requests, releases and deadlines in their order.
 
 The step decides and returns the table writes with the effects; the agent sends the effects and only
-then applies the writes, so state in the table never runs ahead of what was sent. The agent hands it
-one record at a time: a faust table learns a write's changelog partition from the record in hand.
+then applies the writes, so state in the table never runs ahead of what was sent. In a batch, each
+decision reads the table as the writes before it will leave it (`commits.Pending`), and each record's
+writes are applied with that record in hand (a faust table takes a write's changelog partition from it).
 A request of an execution that holds a slot already is forwarded again, because the first forward
 may be the one a crash lost; dispatching drops it if it is done.
 """
@@ -63,18 +64,28 @@ class AllocationStep:
         self.allocator = Allocator(self.table, self.limits.of, self.memory)
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
-        """One record's effects, with its table writes to apply once they are sent."""
-        [record] = records
-        message = decode_keyed_by_tenant(allocation_message, record)
-        if isinstance(message, Outgoing):
-            return Effects([message])
-        result, effects = self.decide(message)
-        effects.then_store(partial(self.commit, result))
+        """The records' effects in their order, each with its table writes to apply once they are
+        sent. Each decision sees the writes of those before it in the batch."""
+        effects = Effects()
+        pending = commits.Pending(self.table)
+        allocator = Allocator(pending, self.limits.of, self.memory)
+        for record in records:
+            message = decode_keyed_by_tenant(allocation_message, record)
+            if isinstance(message, Outgoing):
+                effects.outgoing.append(message)
+                continue
+            result, forwarded = self.decide(message, allocator)
+            pending.apply(result.writes)
+            effects.merge(forwarded)
+            effects.then_store(partial(self.commit, result), source=record)
         return effects
 
-    def decide(self, message: AllocationMessageType) -> tuple[Result, Effects]:
+    def decide(
+        self, message: AllocationMessageType, allocator: Allocator | None = None
+    ) -> tuple[Result, Effects]:
         """The decision, with the table writes to apply once the returned effects are sent."""
-        allocator, now, tenant = self.allocator, self.now().timestamp(), message.tenant_id
+        allocator = allocator or self.allocator
+        now, tenant = self.now().timestamp(), message.tenant_id
         if isinstance(message, AllocationRequest):
             ids = (tenant, message.execution_id, message.jit_event_id, message.job_runner)
             result = allocator.request(*ids, now=now, trace=message.trace)

@@ -89,18 +89,32 @@ class DispatchStep:
         # instead would lose the events of those already marked and could send a job twice.
         waiting, attempt = list(executions.values()), 0
         while waiting:
-            results = await asyncio.gather(
-                *(self._dispatch(r, e, effects) for r, e in waiting), return_exceptions=True
-            )
-            failed = [(item, r) for item, r in zip(waiting, results, strict=True) if r is not None]
-            for _, error in failed:
-                if not isinstance(error, RepositoryUnavailableError):
-                    raise error
+            try:
+                failed = await self._dispatch_all(waiting, effects)
+            except RepositoryUnavailableError as error:
+                failed = [(item, error) for item in waiting]
             waiting = [item for item, _ in failed]
             if waiting:
                 await pause(attempt, f"{len(waiting)} dispatches", failed[0][1])
                 attempt += 1
         return effects
+
+    async def _dispatch_all(
+        self, waiting: Sequence[tuple[SourceRecord, ExecutionRef]], effects: Effects
+    ) -> list[tuple[tuple[SourceRecord, ExecutionRef], RepositoryUnavailableError]]:
+        """One read of the batch's executions, then each dispatched; those DynamoDB failed."""
+        stored = await self.repository.get_many([_key(reference) for _, reference in waiting])
+        results = await asyncio.gather(
+            *(self._dispatch(r, e, stored.get(_key(e)), effects) for r, e in waiting),
+            return_exceptions=True,
+        )
+        failed = []
+        for item, result in zip(waiting, results, strict=True):
+            if isinstance(result, RepositoryUnavailableError):
+                failed.append((item, result))
+            elif isinstance(result, BaseException):
+                raise result
+        return failed
 
     def _decode(self, record: SourceRecord, effects: Effects) -> ExecutionRef | None:
         try:
@@ -109,9 +123,10 @@ class DispatchStep:
             effects.outgoing.append(dead_letter(record, DeadLetterReason.INVALID, str(error)))
             return None
 
-    async def _dispatch(self, record: SourceRecord, reference: ExecutionRef, effects: Effects) -> None:
-        key = ExecutionKey(reference.tenant_id, reference.jit_event_id, reference.execution_id)
-        stored = await self.repository.get(key)
+    async def _dispatch(
+        self, record: SourceRecord, reference: ExecutionRef, stored: Execution | None, effects: Effects
+    ) -> None:
+        key = _key(reference)
         if stored is None or stored.status in TERMINAL_STATUSES:
             trace = stored.trace if stored is not None else reference.trace
             effects.send(Destination.ALLOCATE, key.tenant_id, encode(release_of(reference)), trace)
@@ -256,3 +271,7 @@ class DispatchStep:
                 at=report.at,
             )
             effects.send(Destination.STATUS, execution.tenant_id, encode(update), execution.trace)
+
+
+def _key(reference: ExecutionRef) -> ExecutionKey:
+    return ExecutionKey(reference.tenant_id, reference.jit_event_id, reference.execution_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -255,6 +256,18 @@ WaitingMessage = Annotated[ParkedTrigger | WakeUp, Field(discriminator="type")]
 waiting_message = TypeAdapter[ParkedTrigger | WakeUp](WaitingMessage)
 
 
+@dataclass(frozen=True)
+class StateWrite:
+    """Writes to a step's own state, and the record they come from (a faust table sends them to
+    that record's changelog partition)."""
+
+    apply: Callable[[], None]
+    source: SourceRecord | None = None
+
+
+Within = Callable[[SourceRecord | None], AbstractContextManager[object]]
+
+
 @dataclass
 class Effects:
     """Everything one step wants written before its input is acknowledged: records to send, then
@@ -262,7 +275,7 @@ class Effects:
     what was sent)."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
-    stores: list[Callable[[], None]] = field(default_factory=list)
+    stores: list[StateWrite] = field(default_factory=list)
 
     def send(
         self, destination: Destination, key: str | None, value: bytes, trace: TraceContext | None = None
@@ -275,17 +288,19 @@ class Effects:
         headers = trace_headers(trace)
         self.outgoing.append(Outgoing(Destination.EVENTS, event.tenant_id, encode(event), headers, event))
 
-    def then_store(self, store: Callable[[], None]) -> None:
-        self.stores.append(store)
+    def then_store(self, store: Callable[[], None], source: SourceRecord | None = None) -> None:
+        self.stores.append(StateWrite(store, source))
 
     def merge(self, more: Effects) -> None:
         self.outgoing.extend(more.outgoing)
         self.stores.extend(more.stores)
 
-    def store(self) -> None:
-        """Applies the state writes, in their order: call once the outgoing records are sent."""
-        for store in self.stores:
-            store()
+    def store(self, within: Within = lambda source: nullcontext()) -> None:
+        """Applies the state writes, in their order, each `within` its source record's context:
+        call once the outgoing records are sent."""
+        for write in self.stores:
+            with within(write.source):
+                write.apply()
 
 
 def decode(adapter: TypeAdapter[M], record: SourceRecord) -> M | Outgoing:

@@ -53,13 +53,13 @@ class ParkedTriggerStep:
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         """One record's effects, with its table writes to apply once they are sent (one at a time:
-        a faust table learns a write's changelog partition from the record in hand)."""
+        a wake-up reads the group that the record before it may have changed)."""
         [record] = records
         message = decode_keyed_by_tenant(waiting_message, record)
         if isinstance(message, Outgoing):
             return Effects([message])
         writes, effects = await self.decide(message)
-        effects.then_store(partial(self.commit, writes))
+        effects.then_store(partial(self.commit, writes), source=record)
         return effects
 
     async def decide(self, message: ParkedTrigger | WakeUp) -> tuple[list[Write], Effects]:

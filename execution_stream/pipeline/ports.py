@@ -21,6 +21,10 @@ class ExecutionStore(Protocol):
 
     async def get(self, key: ExecutionKey) -> Execution | None: ...
 
+    async def get_many(self, keys: Sequence[ExecutionKey]) -> dict[ExecutionKey, Execution]:
+        """The stored executions of these keys (strongly consistent); a key not stored is absent."""
+        ...
+
     async def update_status(
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
     ) -> StatusUpdateResult: ...

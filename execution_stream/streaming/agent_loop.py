@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -22,10 +23,12 @@ from execution_stream.pipeline.messages import (
     Headers,
     Outgoing,
     SourceRecord,
+    Within,
     failed,
     trace_headers,
 )
 from execution_stream.pipeline.retrying import pause
+from execution_stream.streaming.faust_fixes import as_current_event
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,20 +131,44 @@ class Batching:
     within_seconds: float
 
 
-# The table agents' input: a faust table learns a write's changelog partition from the record the
-# agent holds, so a step that writes one takes one record at a time.
-ONE_AT_A_TIME = Batching(1, 0.0)
 Handle = Callable[[Sequence[SourceRecord]], Awaitable[Effects]]
+# One record at a time, acknowledged by the stream when the next is asked for.
+ONE_AT_A_TIME = Batching(1, 0.0)
 
 
 async def run_agent(stream: Any, handle: Handle, sender: Sender, what: str, batching: Batching) -> None:
     """Every agent: records decoded by the step, its effects sent and the broker's answer awaited,
-    then its state writes applied, then the records acknowledged (never before they are durable)."""
+    then its state writes applied, then the records acknowledged (never before they are durable).
+    A batch that fails is handled again record by record, each sent and stored before the next."""
     async for events in _units(stream, batching):
         records = [source_record(event) for event in events]
-        effects = await handle_batch(records, handle, what)
-        await sender.send_until_done(effects, what)
-        effects.store()
+        within = _within_source(records, events)
+        try:
+            effects = await until_done(partial(handle, records), what)
+        except Exception:
+            logger.exception("%s failed on a batch; handling its records one by one", what)
+            for record in records:
+                await _deliver(await handle_alone(record, handle, what), sender, what, within)
+        else:
+            await _deliver(effects, sender, what, within)
+
+
+async def _deliver(effects: Effects, sender: Sender, what: str, within: Within) -> None:
+    await sender.send_until_done(effects, what)
+    effects.store(within)
+
+
+def _within_source(records: Sequence[SourceRecord], events: Sequence[Any]) -> Within:
+    """A state write is made with its record's event as faust's current event (a table write goes
+    to that event's changelog partition)."""
+    by_position = {(r.topic, r.partition, r.offset): e for r, e in zip(records, events, strict=True)}
+
+    def within(source: SourceRecord | None) -> AbstractContextManager[object]:
+        if source is None:
+            return nullcontext()
+        return as_current_event(by_position[(source.topic, source.partition, source.offset)])
+
+    return within
 
 
 async def _units(stream: Any, batching: Batching) -> AsyncIterator[list[Any]]:
@@ -156,20 +183,9 @@ async def _units(stream: Any, batching: Batching) -> AsyncIterator[list[Any]]:
             await stream.ack(event)
 
 
-async def handle_batch(records: Sequence[SourceRecord], handle: Handle, what: str) -> Effects:
+async def handle_alone(record: SourceRecord, handle: Handle, what: str) -> Effects:
+    """One record alone: the one that fails for good is dead-lettered, and the partition goes on."""
     try:
-        return await until_done(partial(handle, records), what)
-    except Exception:
-        logger.exception("%s failed on a batch; handling its records one by one", what)
-        return await handle_one_by_one(records, handle, what)
-
-
-async def handle_one_by_one(records: Sequence[SourceRecord], handle: Handle, what: str) -> Effects:
-    """Each record alone: the one that fails for good is dead-lettered, and the partition goes on."""
-    effects = Effects()
-    for record in records:
-        try:
-            effects.merge(await until_done(partial(handle, [record]), what))
-        except Exception as error:
-            effects.outgoing.append(failed(record, error, what))
-    return effects
+        return await until_done(partial(handle, [record]), what)
+    except Exception as error:
+        return Effects([failed(record, error, what)])

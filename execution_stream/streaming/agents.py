@@ -109,7 +109,7 @@ class Agents:
 
     async def allocate(self, stream: Any) -> None:
         step = (await self.steps()).allocations
-        await run_agent(stream, step.handle, self.sender, "allocate", ONE_AT_A_TIME)
+        await run_agent(stream, step.handle, self.sender, "allocate", self.batching)
 
     async def parked_triggers(self, stream: Any) -> None:
         step = (await self.steps()).parked_triggers

@@ -22,6 +22,9 @@ then lost (found by tests/faults; compare faust-streaming#216, #312, #606). Here
 5. The worker reads `read_committed`: a producer's aborted transactions are never processed.
 6. The worker's producer is idempotent (acks=all): a request retried after its answer was lost (a
    broker restarting) writes nothing twice.
+7. A table agent takes its records in batches; faust sends a table write to the changelog partition
+   of the stream's current event, so each record's writes are made with it as the current event
+   (`as_current_event`).
 
 Under traffic, a regression shows as a lost or duplicated record (or an aborted one processed) in:
 1. tests/faults/test_rebalance.py
@@ -50,6 +53,10 @@ Under traffic, a regression shows as a lost or duplicated record (or an aborted 
      ::test_transactional_producers_aborted_triggers_never_run_and_markers_never_stop_commits
 6. tests/faults/test_broker_restart.py
      ::test_the_broker_restarted_under_traffic_the_worker_recovers_and_loses_nothing
+7. tests/e2e/test_pipeline_behaviour.py
+     ::test_batched_allocation_writes_go_to_each_tenants_changelog_partition
+   tests/faults/test_worker_kills.py
+     ::test_a_worker_killed_three_times_under_traffic_loses_and_duplicates_no_execution
 Each patched method is tested on stand-ins in tests/unit/test_faust_fixes.py, and the internals they
 rely on in tests/unit/test_faust_internals.py; `apply` refuses a faust-streaming (or aiokafka) version
 other than the tested ones.
@@ -58,10 +65,13 @@ other than the tested ones.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from faust import streams
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
 from faust.types import TP
@@ -259,3 +269,14 @@ class StalledPartitions:
         if confirmed:
             await consumer.seek_wait(confirmed)
         return confirmed
+
+
+@contextmanager
+def as_current_event(event: Any) -> Iterator[None]:
+    """`event` as the stream's current event, which a faust table's write takes its changelog
+    partition from, for the length of the block."""
+    token = streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        streams._current_event.reset(token)

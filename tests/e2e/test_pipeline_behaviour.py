@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from aiokafka import AIOKafkaProducer
 
 from execution_stream.domain.models import Execution, ExecutionStatus
+from execution_stream.streaming.partitions import tenant_partition
+from execution_stream.topology import TABLE_ALLOCATIONS, changelog_topic
 from tests.support.ledger import asset_record, executions_of, slot_holders, trigger_record
 from tests.support.pipeline import Pipeline, TopicReader, as_json, produce, read_topic
 
@@ -235,3 +238,32 @@ async def test_an_internal_record_whose_key_is_not_its_tenant_is_dead_lettered_a
     assert [h["dlq.reason"] for h in headers] == ["invalid"] * 3
     assert {h["dlq.topic"] for h in headers} == {settings.topic_allocate_runner_resource}
     assert all("key must be its tenant_id" in h["dlq.message"] for h in headers)
+
+
+async def test_batched_allocation_writes_go_to_each_tenants_changelog_partition(pipeline: Pipeline) -> None:
+    """The allocate agent takes records of many partitions in one batch; each record's table writes
+    must reach its own partition of the changelog, or a worker recovering that partition misses them."""
+    settings = pipeline.settings
+    tenants = [f"tenant-{letter}" for letter in "cdefgh"]
+    await produce(settings, settings.topic_assets, [asset_record(t, f"asset-{t}") for t in tenants])
+    pipeline.start_worker(default_concurrency_limit=2)
+    await produce(
+        settings, settings.topic_trigger_execution, [trigger_record(t, n) for n in range(3) for t in tenants]
+    )
+
+    async def settled() -> dict[str, dict[str, int]] | None:
+        holders = await slot_holders(settings)
+        return holders if all(holders.get(t) == {"jit_runner": 2} for t in tenants) else None
+
+    await pipeline.eventually(settled, "two slots held by each tenant")
+
+    changelog = await read_topic(settings, changelog_topic(settings.consumer_group, TABLE_ALLOCATIONS))
+    partitions = {t: tenant_partition(t, settings.kafka_partitions) for t in tenants}
+    assert len(set(partitions.values())) > 1
+    misplaced = [
+        (key, record.partition)
+        for record in changelog.records
+        if partitions[(key := json.loads(record.key)).split("#")[1]] != record.partition
+    ]
+    assert misplaced == []
+    assert {json.loads(r.key).split("#")[1] for r in changelog.records} == set(tenants)

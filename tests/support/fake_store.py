@@ -54,6 +54,10 @@ class FakeStore:
         self._check_available()
         return self.items.get(key)
 
+    async def get_many(self, keys: Sequence[ExecutionKey]) -> dict[ExecutionKey, Execution]:
+        self._check_available()
+        return {key: self.items[key] for key in keys if key in self.items}
+
     async def update_status(
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
     ) -> StatusUpdateResult:

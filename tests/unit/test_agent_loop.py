@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from faust.streams import current_event as faust_current_event
 
 from execution_stream.pipeline.messages import (
     DeadLetterReason,
@@ -26,7 +27,7 @@ from execution_stream.streaming.agent_loop import (
     Batching,
     Handle,
     Sender,
-    handle_one_by_one,
+    handle_alone,
     run_agent,
 )
 
@@ -35,7 +36,7 @@ def record(offset: int, value: bytes = b"{}") -> SourceRecord:
     return SourceRecord("trigger-execution", 0, offset, b"tenant-a", value)
 
 
-async def test_one_record_that_fails_for_good_is_dead_lettered_and_the_others_go_on() -> None:
+async def test_one_record_that_fails_for_good_alone_is_dead_lettered() -> None:
     async def handle(records: Sequence[SourceRecord]) -> Effects:
         if any(r.value == b"poison" for r in records):
             raise ValueError("cannot")
@@ -44,15 +45,14 @@ async def test_one_record_that_fails_for_good_is_dead_lettered_and_the_others_go
             effects.send(Destination.ALLOCATE, "tenant-a", str(r.offset).encode())
         return effects
 
-    effects = await handle_one_by_one([record(1), record(2, b"poison"), record(3)], handle, "test")
+    good = await handle_alone(record(1), handle, "test")
+    effects = await handle_alone(record(2, b"poison"), handle, "test")
 
-    assert [(o.destination, o.value) for o in effects.outgoing if o.destination is Destination.ALLOCATE] == [
-        (Destination.ALLOCATE, b"1"),
-        (Destination.ALLOCATE, b"3"),
-    ]
-    [letter] = [o for o in effects.outgoing if o.destination is Destination.DLQ]
+    assert [(o.destination, o.value) for o in good.outgoing] == [(Destination.ALLOCATE, b"1")]
+    [letter] = effects.outgoing
     headers = dict(letter.headers)
-    assert (headers["dlq.reason"], headers["dlq.offset"], letter.value) == (
+    assert (letter.destination, headers["dlq.reason"], headers["dlq.offset"], letter.value) == (
+        Destination.DLQ,
         b"processing_failed",
         b"2",
         b"poison",
@@ -118,7 +118,7 @@ class Stream:
     stream acknowledges when the next one is asked for."""
 
     def __init__(self, offsets: list[list[int]], log: list[tuple[str, int]]) -> None:
-        self.batches = [[SimpleNamespace(message=message(offset)) for offset in batch] for batch in offsets]
+        self.batches = [[Event(message(offset)) for offset in batch] for batch in offsets]
         self.log = log
 
     async def noack_take(self, size: int, within: float) -> AsyncIterator[list[Any]]:
@@ -132,6 +132,11 @@ class Stream:
 
     async def ack(self, event: Any) -> None:
         self.log.append(("ack", event.message.offset))
+
+
+class Event:
+    def __init__(self, message: SimpleNamespace) -> None:
+        self.message = message
 
 
 def message(offset: int) -> SimpleNamespace:
@@ -194,3 +199,25 @@ async def test_a_record_that_fails_for_good_is_dead_lettered_and_stores_nothing(
     assert [offset for what, offset in log if what == "store"] == [1, 3]
     assert [offset for what, offset in log if what == "ack"] == [1, 2, 3]
     assert [dict(headers)["dlq.offset"] for _, headers in dlq.sent] == [b"2"]
+
+
+async def test_a_table_write_is_made_with_its_own_record_as_fausts_current_event() -> None:
+    log: list[tuple[str, int]] = []
+    current: list[tuple[int, int]] = []
+    sender = Sender({Destination.ALLOCATE: BrokerTopic(log)}, lambda sent: None)
+
+    def write(offset: int) -> None:
+        event = faust_current_event()
+        current.append((offset, event.message.offset if event is not None else -1))
+
+    async def handle(records: Sequence[SourceRecord]) -> Effects:
+        effects = Effects()
+        for r in records:
+            effects.send(Destination.ALLOCATE, "t", str(r.offset).encode())
+            effects.then_store(partial(write, r.offset), source=r)
+        return effects
+
+    await run_agent(Stream([[1, 2, 3], [4]], log), handle, sender, "test", Batching(3, 0.05))
+
+    assert current == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    assert faust_current_event() is None

@@ -7,10 +7,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, MutableSet
 from importlib import metadata
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, cast
 
 import faust
+import faust.tables.base
 import faust.transport.consumer
 import faust.transport.drivers.aiokafka
 import faust.types.tuples
@@ -228,3 +229,21 @@ async def test_the_fetcher_keeps_the_records_and_positions_kafka_fetching_reads(
     assert (assignment.active, assignment.tps) == (True, frozenset({TP}))
     assignment.state_value(TP).pause()
     assert assignment.state_value(TP).paused
+
+
+class _Event:
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(topic="allocate-runner-resource", partition=partition)
+
+
+def test_a_table_write_takes_its_partition_from_the_event_as_current_event_sets() -> None:
+    event = _Event(partition=3)
+
+    reads_current_event: Callable[[], object] = getattr(faust.tables.base, "current_event")  # noqa: B009
+
+    with faust_fixes.as_current_event(event):
+        assert reads_current_event() is event
+    assert reads_current_event() is None
+    source = inspect.getsource(faust.tables.base.Collection.partition_for_key)
+    assert "event = current_event()" in source
+    assert "return event.message.partition" in source
