@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -134,39 +134,37 @@ def _to_attribute(value: Any) -> Any:
         return {"S": value}
     if isinstance(value, bool):
         return {"BOOL": value}
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, int | Decimal):
+    if isinstance(value, int | Decimal | float):
         return {"N": _number(value)}
-    if isinstance(value, float):
-        return {"N": _number(Decimal(repr(value)))}
     if isinstance(value, Mapping):
         return {"M": {key: _to_attribute(nested) for key, nested in value.items()}}
     if isinstance(value, list | tuple):
         return {"L": [_to_attribute(nested) for nested in value]}
-    return _serializer.serialize(value)
+    return {"NULL": True} if value is None else _serializer.serialize(value)
 
 
-def _number(value: int | Decimal) -> str:
+def _number(value: int | Decimal | float) -> str:
     """What boto3 sends: at most 38 significant digits, else an ArithmeticError (Inexact)."""
-    number = str(DYNAMODB_CONTEXT.create_decimal(value))
+    exact = Decimal(repr(value)) if isinstance(value, float) else value
+    number = str(DYNAMODB_CONTEXT.create_decimal(exact))
     if number in ("Infinity", "NaN", "-Infinity", "-NaN", "sNaN", "-sNaN"):
         raise TypeError("Infinity and NaN not supported")
     return number
 
 
-def _from_attribute(value: Mapping[str, Any]) -> Any:
+_PLAIN_KINDS: dict[str, Callable[[Any], Any]] = {
+    "S": lambda content: content,
+    "BOOL": lambda content: content,
+    "NULL": lambda content: None,
+    "N": DYNAMODB_CONTEXT.create_decimal,
+}
+
+
+def _from_attribute(value: Any) -> Any:
     [(kind, content)] = value.items()
-    if kind == "S":
-        return content
-    if kind == "N":
-        return DYNAMODB_CONTEXT.create_decimal(content)
-    if kind == "BOOL":
-        return content
-    if kind == "NULL":
-        return None
     if kind == "M":
         return {key: _from_attribute(nested) for key, nested in content.items()}
     if kind == "L":
         return [_from_attribute(nested) for nested in content]
-    return _deserializer.deserialize(value)
+    plain = _PLAIN_KINDS.get(kind)
+    return plain(content) if plain is not None else _deserializer.deserialize(value)
