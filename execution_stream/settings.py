@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from execution_stream.event_loop import EventLoop
 
 ENV_PREFIX = "EXECUTION_STREAM_"
 
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     dynamodb_max_attempts: int = Field(default=8, ge=1)
     dynamodb_max_pool_connections: int = Field(default=32, ge=1)
     dynamodb_write_concurrency: int = Field(default=16, ge=1)
+    # The DynamoDB server `dev` and the tests start where no endpoint is named (dev_stack/stack.py).
+    local_dynamodb: Literal["dynoxide", "moto"] = "dynoxide"
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
@@ -85,6 +89,7 @@ class Settings(BaseSettings):
     dispatch_retry_check_seconds: float = Field(default=1.0, gt=0)
 
     log_level: str = "INFO"
+    event_loop: EventLoop = "uvloop"
 
     @field_validator("tenant_concurrency_limits", mode="before")
     @classmethod

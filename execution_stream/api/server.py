@@ -18,6 +18,7 @@ from aiohttp import web
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.api.access_log import ACCESS_LOGGER, JsonAccessLogger
 from execution_stream.api.app import build_api
+from execution_stream.event_loop import use_event_loop
 from execution_stream.settings import Settings
 
 logger = logging.getLogger("execution_stream.api")
@@ -27,6 +28,7 @@ SHUTDOWN_TIMEOUT_SECONDS = 10.0
 
 def run_api(settings: Settings) -> int:
     _configure_logging(settings.log_level)
+    use_event_loop(settings.event_loop)
     asyncio.run(serve_until_stopped(settings))
     return 0
 

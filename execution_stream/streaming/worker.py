@@ -15,6 +15,7 @@ from execution_stream.adapters import kafka_fetching
 from execution_stream.domain.allocation import Memory
 from execution_stream.domain.dispatch import DispatchRetryPolicy
 from execution_stream.domain.store import UpdateOutcome
+from execution_stream.event_loop import use_event_loop
 from execution_stream.observability.logs import configure_logging
 from execution_stream.pipeline.allocations import AllocationStep, Limits
 from execution_stream.pipeline.dispatches import DispatchStep
@@ -33,6 +34,7 @@ from execution_stream.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS
 
 
 def run_worker(settings: Settings) -> int:
+    use_event_loop(settings.event_loop)
     faust_fixes.apply()
     configure_logging(settings.log_level)
     compose_worker(settings).execute_from_commandline()
