@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 KAFKA_JARS := deploy/local/target/kafka-libs/.fetched
+DYNOXIDE := deploy/local/node_modules/.installed
 
 .PHONY: run test lint typecheck unit integration bench clean
 
-run: $(INSTALLED) $(KAFKA_JARS)
+run: $(INSTALLED) $(KAFKA_JARS) $(DYNOXIDE)
 	$(BIN)/execution-stream dev
 
-test: $(INSTALLED) $(KAFKA_JARS) lint typecheck
+test: $(INSTALLED) $(KAFKA_JARS) $(DYNOXIDE) lint typecheck
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
@@ -34,5 +35,9 @@ $(KAFKA_JARS): deploy/local/pom.xml
 	mvn -q -B -f deploy/local/pom.xml dependency:copy-dependencies
 	touch $@
 
+$(DYNOXIDE): deploy/local/package.json deploy/local/package-lock.json
+	npm ci --prefix deploy/local --no-audit --no-fund
+	touch $@
+
 clean:
-	rm -rf $(VENV) deploy/local/target .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+	rm -rf $(VENV) deploy/local/target deploy/local/node_modules .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

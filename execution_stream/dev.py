@@ -31,7 +31,7 @@ from execution_stream.dev_stack.stack import dev_stack
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
 
-# moto accepts any credentials; real ones are never needed for the local endpoint.
+# The local endpoints (dynoxide, moto's server) accept any credentials; real ones are never needed.
 LOCAL_AWS_DEFAULTS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",

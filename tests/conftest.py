@@ -1,7 +1,11 @@
 """One Kafka broker and one DynamoDB endpoint for the whole test session.
 
 They are the ones the environment names (EXECUTION_STREAM_KAFKA_BOOTSTRAP_SERVERS and
-EXECUTION_STREAM_DYNAMODB_ENDPOINT_URL), containers where a Docker engine answers, or processes.
+EXECUTION_STREAM_DYNAMODB_ENDPOINT_URL), containers where a Docker engine answers, or processes: the
+Java broker, and dynoxide (or moto's server, with EXECUTION_STREAM_LOCAL_DYNAMODB=moto).
+
+Tests marked `dynamodb_engines` run once against each local DynamoDB server, dynoxide and moto's
+(ids `[dynoxide]`, `[moto]`), whatever the endpoint of the rest of the session.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pytest
 from execution_stream.dev import LOCAL_AWS_DEFAULTS
 from execution_stream.dev_stack.stack import DevStack, dev_stack
 from execution_stream.settings import Settings
+from tests.support.dynamodb_engines import ENGINES, MARKER, LocalDynamoDBs, parametrize_by_engine
 
 STACK_TIMINGS: dict[str, float] = {}
 
@@ -23,6 +28,8 @@ STACK_TIMINGS: dict[str, float] = {}
 def pytest_configure(config: pytest.Config) -> None:
     for name, value in LOCAL_AWS_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    engines = ", ".join(ENGINES)
+    config.addinivalue_line("markers", f"{MARKER}: runs once against each local DynamoDB server ({engines})")
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +40,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         yield running
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_by_engine(metafunc)
+
+
 @pytest.fixture(scope="session")
-def stack_settings(stack: DevStack) -> Settings:
+def local_dynamodbs(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDynamoDBs]:
+    servers = LocalDynamoDBs(stack, tmp_path_factory.mktemp("dynamodb-engines"))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack: DevStack, request: pytest.FixtureRequest) -> Settings:
+    """The session's endpoints; for a `dynamodb_engines` test, the DynamoDB server of its engine."""
+    endpoint = stack.endpoints.dynamodb_endpoint_url
+    engine: str | None = getattr(request, "param", None)
+    if engine is not None:
+        endpoint = request.getfixturevalue("local_dynamodbs").endpoint_url(engine)
     return Settings(
         kafka_bootstrap_servers=stack.endpoints.kafka_bootstrap_servers,
-        dynamodb_endpoint_url=stack.endpoints.dynamodb_endpoint_url,
+        dynamodb_endpoint_url=endpoint,
     )
 
 
@@ -48,9 +73,12 @@ def unique() -> str:
 
 @pytest.fixture
 def isolated_settings(stack_settings: Settings, unique: str) -> Settings:
-    """Settings whose table and topic names belong to this test alone."""
+    """Settings whose table and topic names belong to this test alone (the changelog topics too: they
+    are named after the consumer group)."""
     names = {
-        f: f"{getattr(stack_settings, f)}-{unique}" for f in Settings.model_fields if f.startswith("topic_")
+        f: f"{getattr(stack_settings, f)}-{unique}"
+        for f in Settings.model_fields
+        if f.startswith("topic_") or f == "consumer_group"
     }
     return stack_settings.model_copy(update={**names, "dynamodb_table": f"Executions-{unique}"})
 

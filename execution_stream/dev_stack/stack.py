@@ -1,21 +1,30 @@
 """The Kafka broker and DynamoDB endpoint that `dev` and the tests run against.
 
 Each is, in this order of preference: the one the environment names (nothing is started), a
-container where a Docker engine really answers, or a local process (the Java broker, moto's server).
+container where a Docker engine really answers (moto's image for DynamoDB), or a local process: the
+Java broker, and dynoxide or moto's server as `Settings.local_dynamodb` chooses (dynoxide by default).
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from execution_stream.dev_stack.dynamodb_server import DynamoDBServer
+from execution_stream.dev_stack.dynoxide_server import DynoxideServer
 from execution_stream.dev_stack.kafka_broker import KafkaBroker
+from execution_stream.dev_stack.local_dynamodb import LocalDynamoDB
+from execution_stream.dev_stack.moto_server import MotoServer
 from execution_stream.settings import Settings
+
+# What `Settings.local_dynamodb` may name: the server started where no endpoint is named.
+LOCAL_DYNAMODB_SERVERS: dict[str, Callable[[Path], LocalDynamoDB]] = {
+    "dynoxide": DynoxideServer,
+    "moto": MotoServer,
+}
 
 
 class Service(Protocol):
@@ -40,7 +49,7 @@ class Endpoints:
 class DevStack:
     endpoints: Endpoints
     broker: KafkaBroker | None
-    dynamodb: DynamoDBServer | None
+    dynamodb: LocalDynamoDB | None
     started: list[Service]
 
     def stop(self) -> None:
@@ -112,7 +121,7 @@ def _dynamodb(settings: Settings, work_dir: Path, stack: DevStack, named: set[st
         stack.started.append(container)
         container.start()
         return container.endpoint_url
-    server = DynamoDBServer(work_dir / "dynamodb")
+    server = LOCAL_DYNAMODB_SERVERS[settings.local_dynamodb](work_dir / "dynamodb")
     stack.started.append(server)
     stack.dynamodb = server
     server.start()

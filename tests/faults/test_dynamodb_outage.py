@@ -1,8 +1,9 @@
 """Fault 3: the worker's DynamoDB endpoint unreachable for 20 s (refused, then black-holed).
 
-The worker reaches moto through a loopback proxy; moto keeps its data in memory, so it is never
-restarted: the proxy refuses connections for the first half of the outage and swallows them for
-the second. The worker must pause (no dead letter, nothing lost, nothing sent twice) and catch up.
+The worker reaches the local DynamoDB endpoint through a loopback proxy; the endpoint keeps its data
+in memory, so it is never restarted: the proxy refuses connections for the first half of the outage
+and swallows them for the second. The worker must pause (no dead letter, nothing lost, nothing sent
+twice) and catch up.
 """
 
 from __future__ import annotations

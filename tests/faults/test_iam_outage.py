@@ -1,9 +1,9 @@
 """Fault 3b: DynamoDB answers the worker `AccessDeniedException` for 20 s (an IAM incident), under traffic.
 
-The worker reaches moto through an HTTP proxy that forwards every request, then denies every one for
-20 s as DynamoDB does when the service's role loses its permissions, then forwards again. No record
-is at fault, so none may be dead-lettered: the worker pauses, says so loudly (an error line and
-`execution_stream_dependency_pauses_total`), and catches up once DynamoDB answers again.
+The worker reaches the local endpoint through an HTTP proxy that forwards every request, then denies
+every one for 20 s as DynamoDB does when the service's role loses its permissions, then forwards
+again. No record is at fault, so none may be dead-lettered: the worker pauses, says so loudly (an
+error line and `execution_stream_dependency_pauses_total`), and catches up once DynamoDB answers again.
 """
 
 from __future__ import annotations

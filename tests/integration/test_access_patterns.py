@@ -19,6 +19,8 @@ from execution_stream.domain.store import ExecutionKey, ExecutionQuery, StatusCh
 from execution_stream.settings import Settings
 from tests.support.factories import BASE_TIME, execution
 
+pytestmark = pytest.mark.dynamodb_engines
+
 S = ExecutionStatus
 PLAN_ITEMS = ["item-sast", "item-sca", "item-iac"]
 # The statuses the 250 executions end in, and how each gets there.

@@ -17,6 +17,8 @@ from execution_stream.domain.models import ExecutionStatus
 from tests.support.api import CURSOR_SECRET, bearer, get_json, listed, read_all, running_api
 from tests.support.dataset import API_PLAN_ITEMS, API_TENANTS, PATH_TO, ApiDataset
 
+pytestmark = pytest.mark.dynamodb_engines
+
 S = ExecutionStatus
 A, B = API_TENANTS
 FILTERS = list(itertools.product([None, *PATH_TO], [None, *API_PLAN_ITEMS]))

@@ -25,6 +25,8 @@ from tests.support.api import CURSOR_SECRET, SECRET, listed, read_all, running_a
 from tests.support.dataset import provision_table
 from tests.support.factories import BASE_TIME, asset, trigger_event
 
+pytestmark = pytest.mark.dynamodb_engines
+
 TENANT = "tenant-large-items"
 PLAN_ITEM = "item-large"
 COUNT = 150

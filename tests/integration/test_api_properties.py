@@ -22,6 +22,8 @@ from execution_stream.domain.models import ExecutionStatus
 from tests.support.api import ApiThread, rsa_pem_pair, token
 from tests.support.dataset import API_PLAN_ITEMS, API_TENANTS, ApiDataset
 
+pytestmark = pytest.mark.dynamodb_engines
+
 A, B = API_TENANTS
 PATHS = ["/executions", "/healthz", "/readyz", "/openapi.json", "/", "/executions/"]
 

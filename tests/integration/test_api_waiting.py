@@ -27,6 +27,8 @@ from tests.support.api import CURSOR_SECRET, SECRET, bearer, listed, running_api
 from tests.support.dataset import provision_table
 from tests.support.factories import BASE_TIME, execution
 
+pytestmark = pytest.mark.dynamodb_engines
+
 A, B = "tenant-wait-a", "tenant-wait-b"
 RUNNER, HASHED = "github_actions", "runner#with#hashes"
 MANY_RUNNERS = [f"runner-{n}" for n in range(130)]  # more than one BatchGetItem holds

@@ -34,6 +34,8 @@ from execution_stream.settings import Settings
 from tests.support.dataset import PATH_TO
 from tests.support.factories import BASE_TIME, asset, execution, trigger_event
 
+pytestmark = pytest.mark.dynamodb_engines
+
 S = ExecutionStatus
 
 

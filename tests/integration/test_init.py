@@ -8,6 +8,7 @@ import sys
 import time
 
 import boto3
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -52,6 +53,7 @@ def _topic_resource(name: str) -> ConfigResource:
     return ConfigResource(ConfigResourceType.TOPIC, name, configs={"cleanup.policy": None})
 
 
+@pytest.mark.dynamodb_engines
 async def test_table_has_the_seed_key_scheme(isolated_settings: Settings) -> None:
     await provision(isolated_settings)
     client = boto3.client("dynamodb", endpoint_url=isolated_settings.dynamodb_endpoint_url)

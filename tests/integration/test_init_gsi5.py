@@ -24,6 +24,8 @@ from execution_stream.adapters.dynamodb_table import (
 from execution_stream.settings import Settings
 from tests.support.factories import execution
 
+pytestmark = pytest.mark.dynamodb_engines
+
 
 def definition_without_gsi5(table_name: str) -> dict[str, Any]:
     """The table as `init` created it before GSI5: four GSIs and their key attributes only."""

@@ -1,8 +1,8 @@
-"""A loopback HTTP proxy in front of DynamoDB (moto) that forwards requests, or denies them as IAM would.
+"""A loopback HTTP proxy in front of a DynamoDB endpoint that forwards requests, or denies them as IAM would.
 
 - `pass`: each request goes to the target as it came (method, path and query, headers with
   Authorization and X-Amz-*, body), and the target's answer comes back as it was given (status,
-  headers, body; not decompressed, so botocore's CRC32 check sees moto's bytes).
+  headers, body; not decompressed, so botocore's CRC32 check sees the endpoint's bytes).
 - `deny`: each request is answered as DynamoDB answers a principal whose IAM policy lost the action:
   HTTP 400, `AccessDeniedException`; nothing reaches the target.
 

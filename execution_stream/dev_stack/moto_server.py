@@ -1,19 +1,22 @@
-"""moto's DynamoDB server (Apache-2.0) on loopback: the DynamoDB endpoint for dev and tests."""
+"""moto's DynamoDB server (Apache-2.0) on loopback: the local endpoint where the setting
+EXECUTION_STREAM_LOCAL_DYNAMODB is `moto` (dynoxide is the default).
+
+It keeps its tables in memory; its Query reads the whole table, and each request costs more CPU.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from execution_stream.dev_stack import processes
+from execution_stream.dev_stack.local_dynamodb import endpoint_answers
 
 
 @dataclass
-class DynamoDBServer:
+class MotoServer:
     work_dir: Path
     port: int = field(default_factory=processes.free_loopback_port)
     start_timeout_seconds: float = 60.0
@@ -27,6 +30,10 @@ class DynamoDBServer:
     def log_path(self) -> Path:
         return self.work_dir / "dynamodb.log"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         module = "execution_stream.dev_stack.moto_dynamodb"
         command = [sys.executable, "-m", module, "127.0.0.1", str(self.port)]
@@ -35,7 +42,7 @@ class DynamoDBServer:
             self.answers,
             self._process,
             self.start_timeout_seconds,
-            f"DynamoDB endpoint {self.endpoint_url}",
+            f"moto's DynamoDB endpoint {self.endpoint_url}",
             self.log_path,
         )
 
@@ -45,16 +52,4 @@ class DynamoDBServer:
             self._process = None
 
     def answers(self) -> bool:
-        request = urllib.request.Request(
-            self.endpoint_url,
-            data=b"{}",
-            headers={
-                "X-Amz-Target": "DynamoDB_20120810.ListTables",
-                "Content-Type": "application/x-amz-json-1.0",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return endpoint_answers(self.endpoint_url)
