@@ -19,6 +19,7 @@ from bench.progress import Progress
 from execution_stream.adapters.kafka_topic_reader import READ_UNCOMMITTED, KafkaTopicReader
 
 Key = tuple[str, str]
+STALL_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,12 @@ class JobWatch:
         seconds: float,
         alive: Callable[[], None],
     ) -> list[Seen]:
-        """Waits until every key has been seen in `of(self)`; what was seen for each, in key order."""
+        """Waits until every key has been seen in `of(self)`; what was seen for each, in key order.
+        Gives up after `seconds`, or after STALL_SECONDS without a new key (a worker whose stream
+        processors crash and restart stays alive, and would otherwise hold the run until the
+        deadline)."""
         deadline = time.monotonic() + seconds
+        last_count, last_progress = -1, time.monotonic()
         with Progress(label, len(keys)) as progress:
             while True:
                 seen = of(self)
@@ -91,6 +96,14 @@ class JobWatch:
                 if count == len(keys):
                     return [seen[key] for key in keys]
                 alive()
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if count != last_count:
+                    last_count, last_progress = count, now
+                if now > deadline:
                     raise TimeoutError(f"{label}: {count}/{len(keys)} seen within {seconds:.0f}s")
+                if now - last_progress > STALL_SECONDS:
+                    raise TimeoutError(
+                        f"{label}: {count}/{len(keys)} seen, none new for {STALL_SECONDS:.0f}s "
+                        "(see the worker's log in the work directory)"
+                    )
                 await asyncio.sleep(0.05)

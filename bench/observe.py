@@ -50,22 +50,24 @@ class PeakRss:
             self.samples += 1
 
 
-def started_here() -> dict[str, psutil.Process]:
-    """The broker and the DynamoDB server this process started (none where the environment named them)."""
-    found = {}
+def started_broker() -> psutil.Process | None:
+    """The Kafka broker this process started (none where the environment named one)."""
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            command = " ".join(child.cmdline())
-            if "moto_dynamodb" in command:
-                found["dynamodb"] = child
-            elif "kafka.Kafka" in command:
-                found["kafka"] = child
+            if "kafka.Kafka" in " ".join(child.cmdline()):
+                return child
+    return None
+
+
+def stack_processes(worker_pid: int, dynamodb: psutil.Process | None) -> dict[str, psutil.Process]:
+    """The worker, this process, the DynamoDB server (by its pid, where started here) and the broker."""
+    found = {"worker": psutil.Process(worker_pid), "bench": psutil.Process()}
+    if dynamodb is not None:
+        found["dynamodb"] = dynamodb
+    broker = started_broker()
+    if broker is not None:
+        found["kafka"] = broker
     return found
-
-
-def stack_processes(worker_pid: int) -> dict[str, psutil.Process]:
-    """The worker, this process, and what `started_here` finds."""
-    return {"worker": psutil.Process(worker_pid), "bench": psutil.Process(), **started_here()}
 
 
 def cpu_seconds(processes: Mapping[str, psutil.Process]) -> dict[str, float]:

@@ -17,6 +17,8 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,8 @@ class Throughput:
     # First produce to the last `dispatched` event: CPU per process (1.0 = one core), and per execution.
     cpu_cores: dict[str, float]
     cpu_ms_per_execution: dict[str, float]
-    dynamodb_requests_per_execution: float | None
+    # Requests the endpoint's own log shows it served (moto's, where the bench started it), per execution.
+    logged_requests_per_execution: float | None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,11 @@ class Running:
     watch: JobWatch
     producer: Any
     tenants: list[str]
+    rss: PeakRss
+
+    @property
+    def pid(self) -> int:
+        return _pid(self.worker)
 
     def alive(self) -> None:
         process = self.worker.process
@@ -122,29 +130,35 @@ def pipeline_settings(base: Settings) -> Settings:
             "consumer_group": f"execution-stream-bench-{run}",
             "dynamodb_table": f"Executions-bench-{run}",
             "default_concurrency_limit": UNLIMITED,
+            # Any free port for its /healthz and /metrics: other work on the machine may hold 6066.
+            "worker_web_port": 0,
         }
     )
 
 
 async def throughput(
-    running: Running, count: int, dynamodb_log: Path | None, profiler: Profiler
+    running: Running,
+    count: int,
+    dynamodb: psutil.Process | None,
+    request_log: Path | None,
+    profiler: Profiler,
 ) -> Throughput:
     records = running.records(range(count))
     keys = [key for key, _ in records]
-    processes = stack_processes(_pid(running.worker))
-    cpu_before, requests_before = cpu_seconds(processes), served_requests(dynamodb_log)
+    processes = stack_processes(running.pid, dynamodb)
+    cpu_before, requests_before = cpu_seconds(processes), served_requests(request_log)
     profiler.start(processes)
     started = time.time()
     delivered = [await running.send(record) for _, record in records]
     await asyncio.gather(*delivered)
     jobs = await running.watch.wait_for(
-        keys, _jobs, "P: triggers -> runner-jobs", PHASE_SECONDS, running.alive
+        keys, jobs_of, "P: triggers -> runner-jobs", PHASE_SECONDS, running.alive
     )
     dispatched = await running.watch.wait_for(
-        keys, _dispatched, "P: ... -> dispatched", PHASE_SECONDS, running.alive
+        keys, dispatched_of, "P: ... -> dispatched", PHASE_SECONDS, running.alive
     )
     # CPU and requests over the whole of the work: until the last `dispatched` event was seen.
-    cpu_after, requests_after = cpu_seconds(processes), served_requests(dynamodb_log)
+    cpu_after, requests_after = cpu_seconds(processes), served_requests(request_log)
     profiler.stop()
     last_job = max(seen.timestamp_ms for seen in jobs) / 1000
     created = [running.watch.created[key].timestamp_ms for key in keys if key in running.watch.created]
@@ -159,11 +173,11 @@ async def throughput(
         dispatched_per_second=count / (max(s.timestamp_ms for s in dispatched) / 1000 - started),
         cpu_cores=cpu.cores,
         cpu_ms_per_execution={name: 1000 * share * wall / count for name, share in cpu.cores.items()},
-        dynamodb_requests_per_execution=None if requests is None else requests / count,
+        logged_requests_per_execution=None if requests is None else requests / count,
     )
 
 
-async def latency(running: Running, numbers: range, rate: float) -> Latency:
+async def latency(running: Running, numbers: range, rate: float, dynamodb: psutil.Process | None) -> Latency:
     """Triggers at `rate` per second, each stamped with its produce time; trigger-to-job latency."""
     records = running.records(numbers)
     keys = [key for key, _ in records]
@@ -178,17 +192,17 @@ async def latency(running: Running, numbers: range, rate: float) -> Latency:
             delivered.append(await running.send(record, timestamp_ms=produced_ms[key]))
         await asyncio.gather(*delivered)
 
-    ours = stack_processes(_pid(running.worker))
+    ours = stack_processes(running.pid, dynamodb)
     before, began = cpu_seconds(ours), time.monotonic()
     producing = asyncio.create_task(paced())
     try:
         label = f"P: latency at {rate:.0f}/s"
-        seen = await running.watch.wait_for(keys, _jobs, label, PHASE_SECONDS, running.alive)
+        seen = await running.watch.wait_for(keys, jobs_of, label, PHASE_SECONDS, running.alive)
         await producing
     finally:
         producing.cancel()
     others = CpuShare.between(before, cpu_seconds(ours), time.monotonic() - began).cores[OTHERS]
-    await running.watch.wait_for(keys, _dispatched, "P: ... -> dispatched", PHASE_SECONDS, running.alive)
+    await running.watch.wait_for(keys, dispatched_of, "P: ... -> dispatched", PHASE_SECONDS, running.alive)
     to_job = [job.timestamp_ms - produced_ms[key] for key, job in zip(keys, seen, strict=True)]
     created = running.watch.created
     to_stored = [created[key].timestamp_ms - produced_ms[key] for key in keys if key in created]
@@ -210,21 +224,17 @@ def percentiles(values: list[int]) -> list[float]:
     return statistics.quantiles(values, n=100, method="inclusive")
 
 
-async def pipeline_run(
-    base: Settings,
-    *,
-    count: int,
-    latency_count: int,
-    tenant_count: int,
-    log_dir: Path,
-    dynamodb_log: Path | None,
-    profiler: Profiler,
-) -> PipelineRun:
+@asynccontextmanager
+async def worker_running(
+    base: Settings, tenant_count: int, log_path: Path, phase: str
+) -> AsyncIterator[Running]:
+    """A fresh worker on fresh topics and table, its assets loaded and one trigger per tenant
+    dispatched (warm-up); stopped on the way out."""
     settings = pipeline_settings(base)
     await provision(settings)
     tenants = [f"bench-tenant-{n}" for n in range(tenant_count)]
     await produce(settings, settings.topic_assets, [asset_record(t, f"asset-{t}") for t in tenants])
-    worker = WorkerProcess(settings, log_dir / "worker.log")
+    worker = WorkerProcess(settings, log_path)
     worker.start()
     rss = PeakRss(psutil.Process(_pid(worker)))
     rss.start()
@@ -235,37 +245,59 @@ async def pipeline_run(
     try:
         await watch.start()
         await producer.start()
-        running = Running(settings, worker, watch, producer, tenants)
+        running = Running(settings, worker, watch, producer, tenants, rss)
         warm_up = running.records(range(WARM_UP_FIRST_NUMBER, WARM_UP_FIRST_NUMBER + tenant_count))
         for _, record in warm_up:
             await running.send(record)
-        await watch.wait_for([k for k, _ in warm_up], _jobs, "P: warm-up", WARM_UP_SECONDS, running.alive)
-        measured = await throughput(running, count, dynamodb_log, profiler)
-        rate = measured.per_second / 2
-        latencies = await latency(running, range(count, count + latency_count), rate)
+        await watch.wait_for(
+            [k for k, _ in warm_up], jobs_of, f"{phase}: warm-up", WARM_UP_SECONDS, running.alive
+        )
+        yield running
     finally:
-        profiler.stop()
         await rss.stop()
         await producer.stop()
         await watch.stop()
         await asyncio.to_thread(stop_worker, worker)
+
+
+async def pipeline_run(
+    base: Settings,
+    *,
+    count: int,
+    latency_count: int,
+    tenant_count: int,
+    log_dir: Path,
+    dynamodb: psutil.Process | None,
+    request_log: Path | None,
+    profiler: Profiler,
+) -> PipelineRun:
+    """`dynamodb`: the endpoint's process, where the bench started it (its CPU is then accounted);
+    `request_log`: a log with one line per request it served (moto's), for a count during P."""
+    try:
+        async with worker_running(base, tenant_count, log_dir / "worker.log", "P") as running:
+            measured = await throughput(running, count, dynamodb, request_log, profiler)
+            rate = measured.per_second / 2
+            latencies = await latency(running, range(count, count + latency_count), rate, dynamodb)
+    finally:
+        profiler.stop()
+    watch = running.watch
     return PipelineRun(
         executions=count,
         tenants=tenant_count,
         throughput=measured,
         latency=latencies,
-        worker_peak_rss_mib=rss.peak_mib,
+        worker_peak_rss_mib=running.rss.peak_mib,
         distinct_jobs=len(watch.jobs),
         job_records=watch.job_records,
         distinct_dispatched=len(watch.dispatched),
     )
 
 
-def _jobs(watch: JobWatch) -> dict[Key, Seen]:
+def jobs_of(watch: JobWatch) -> dict[Key, Seen]:
     return watch.jobs
 
 
-def _dispatched(watch: JobWatch) -> dict[Key, Seen]:
+def dispatched_of(watch: JobWatch) -> dict[Key, Seen]:
     return watch.dispatched
 
 

@@ -1,4 +1,6 @@
-"""`--profile`: py-spy samples the worker and moto's server during P's throughput phase.
+"""`--profile`: py-spy samples the worker, and moto's server, during P's throughput phase.
+
+dynoxide is a native binary, which py-spy cannot sample: with it, only the worker is profiled.
 
 py-spy is not a dependency of the project: install it into the venv for the measurement only
 (`.venv/bin/pip install py-spy`). Each process gets a collapsed-stack file (`--format raw`,
@@ -34,9 +36,10 @@ def py_spy() -> str | None:
 
 @dataclass
 class Profiler:
-    """Does nothing unless given an output directory."""
+    """Does nothing unless given an output directory; samples the processes `names` names."""
 
     output_dir: Path | None = None
+    names: tuple[str, ...] = PROFILED
     outputs: dict[str, Path] = field(default_factory=dict)
     _running: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -46,7 +49,7 @@ class Profiler:
         executable = py_spy()
         if executable is None:
             raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
-        for name in PROFILED:
+        for name in self.names:
             if name not in processes:
                 continue
             output = self.output_dir / f"profile-{name}.txt"
