@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     worker_data_dir: str | None = None
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=200, ge=1)
-    batch_within_seconds: float = Field(default=0.05, gt=0)
+    batch_within_seconds: float = Field(default=0.02, gt=0)
 
     dynamodb_endpoint_url: str | None = None
     dynamodb_table: str = "Executions"
