@@ -11,11 +11,11 @@ import os
 import platform
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from execution_stream.dev_stack import processes
-from execution_stream.dev_stack.local_dynamodb import endpoint_answers
+from execution_stream.dev_stack.local_dynamodb import LocalDynamoDB
 from execution_stream.dev_stack.processes import StackError
 
 PACKAGE = "@dynoxide/linux-x64"
@@ -50,40 +50,9 @@ def ensure_dynoxide_binary(binary: Path = BINARY) -> Path:
 
 
 @dataclass
-class DynoxideServer:
-    work_dir: Path
-    port: int = field(default_factory=processes.free_loopback_port)
+class DynoxideServer(LocalDynamoDB):
     start_timeout_seconds: float = 30.0
-    _process: subprocess.Popen[bytes] | None = None
+    name: ClassVar[str] = "dynoxide"
 
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.work_dir / "dynamodb.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def start(self) -> None:
-        binary = ensure_dynoxide_binary()
-        command = [str(binary), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self._process = processes.spawn(command, self.log_path)
-        processes.wait_until(
-            self.answers,
-            self._process,
-            self.start_timeout_seconds,
-            f"dynoxide's DynamoDB endpoint {self.endpoint_url}",
-            self.log_path,
-        )
-
-    def stop(self) -> None:
-        if self._process is not None:
-            processes.stop(self._process, grace_seconds=10)
-            self._process = None
-
-    def answers(self) -> bool:
-        return endpoint_answers(self.endpoint_url)
+    def command(self) -> list[str]:
+        return [str(ensure_dynoxide_binary()), "serve", "--host", "127.0.0.1", "--port", str(self.port)]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar
+
+from execution_stream.dev_stack import processes
 
 # A well-formed, unchecked SigV4 header: dynoxide refuses a request without one; moto ignores it.
 _PROBE_HEADERS = {
@@ -19,28 +23,50 @@ _PROBE_HEADERS = {
 }
 
 
-class LocalDynamoDB(Protocol):
-    """A DynamoDB-compatible server on loopback, started and stopped by the local stack."""
+@dataclass
+class LocalDynamoDB:
+    """A DynamoDB-compatible server on loopback, started and stopped by the local stack; a server
+    names its command and what to call it."""
 
     work_dir: Path
-    port: int
+    port: int = field(default_factory=processes.free_loopback_port)
+    start_timeout_seconds: float = 60.0
+    _process: subprocess.Popen[bytes] | None = None
+    name: ClassVar[str] = "a DynamoDB server"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     @property
-    def endpoint_url(self) -> str: ...
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
-    def log_path(self) -> Path: ...
+    def log_path(self) -> Path:
+        return self.work_dir / "dynamodb.log"
 
     @property
     def pid(self) -> int | None:
         """The server process's id while it runs (the benchmark accounts for its CPU)."""
-        ...
+        return self._process.pid if self._process is not None else None
 
-    def start(self) -> None: ...
+    def start(self) -> None:
+        self._process = processes.spawn(self.command(), self.log_path)
+        processes.wait_until(
+            self.answers,
+            self._process,
+            self.start_timeout_seconds,
+            f"{self.name}'s DynamoDB endpoint {self.endpoint_url}",
+            self.log_path,
+        )
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        if self._process is not None:
+            processes.stop(self._process, grace_seconds=10)
+            self._process = None
 
-    def answers(self) -> bool: ...
+    def answers(self) -> bool:
+        return endpoint_answers(self.endpoint_url)
 
 
 def endpoint_answers(endpoint_url: str) -> bool:

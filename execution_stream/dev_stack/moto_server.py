@@ -6,50 +6,16 @@ It keeps its tables in memory; its Query reads the whole table, and each request
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from typing import ClassVar
 
-from execution_stream.dev_stack import processes
-from execution_stream.dev_stack.local_dynamodb import endpoint_answers
+from execution_stream.dev_stack.local_dynamodb import LocalDynamoDB
 
 
 @dataclass
-class MotoServer:
-    work_dir: Path
-    port: int = field(default_factory=processes.free_loopback_port)
-    start_timeout_seconds: float = 60.0
-    _process: subprocess.Popen[bytes] | None = None
+class MotoServer(LocalDynamoDB):
+    name: ClassVar[str] = "moto"
 
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.work_dir / "dynamodb.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def start(self) -> None:
-        module = "execution_stream.dev_stack.moto_dynamodb"
-        command = [sys.executable, "-m", module, "127.0.0.1", str(self.port)]
-        self._process = processes.spawn(command, self.log_path)
-        processes.wait_until(
-            self.answers,
-            self._process,
-            self.start_timeout_seconds,
-            f"moto's DynamoDB endpoint {self.endpoint_url}",
-            self.log_path,
-        )
-
-    def stop(self) -> None:
-        if self._process is not None:
-            processes.stop(self._process, grace_seconds=10)
-            self._process = None
-
-    def answers(self) -> bool:
-        return endpoint_answers(self.endpoint_url)
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "execution_stream.dev_stack.moto_dynamodb", "127.0.0.1", str(self.port)]
