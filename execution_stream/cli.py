@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev = commands.add_parser("dev", help="run everything on a local Kafka broker and DynamoDB endpoint")
     dev.add_argument("--work-dir", help="where the local broker and endpoint keep data and logs")
+    dev.add_argument(
+        "--env", action="store_true", help="print the running dev stack's environment (to source)"
+    )
     dev.set_defaults(run=_dev)
     commands.add_parser("api", help="serve the HTTP API until Ctrl-C or SIGTERM").set_defaults(run=_api)
     commands.add_parser("worker", help="run the stream worker (every agent)").set_defaults(run=_worker)
@@ -57,6 +60,11 @@ def _init(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dev(arguments: argparse.Namespace, settings: Settings) -> int:
+    if arguments.env:
+        from execution_stream.dev_stack.dev_env_file import running_dev_environment  # noqa: PLC0415
+
+        print(running_dev_environment(settings.dev_env_file), end="")
+        return 0
     from execution_stream.dev import run_dev  # noqa: PLC0415
 
     return run_dev(settings, arguments.work_dir)

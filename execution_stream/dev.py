@@ -1,8 +1,11 @@
 """`execution-stream dev`: the whole service on a local stack, until Ctrl-C or SIGTERM.
 
 Once everything it started is ready it prints one line on standard output, a contract for scripts:
-`ready {"kafka": "127.0.0.1:PORT", "dynamodb": "http://127.0.0.1:PORT", "api": "http://127.0.0.1:PORT"}`,
-printed once the API answers and the worker's consumer group is stable.
+`ready {"kafka": "127.0.0.1:PORT", "dynamodb": "http://127.0.0.1:PORT", "api": "http://127.0.0.1:PORT",
+"github": URL}`, printed once the API answers and the worker's consumer group is stable. People get the
+conventional ports where they are free (Kafka 9092, DynamoDB 8000, the API 8080, the worker's web 6066),
+any free one otherwise. Just before the ready line it writes the stack's environment to
+`Settings.dev_env_file` (`dev --env` prints it), and removes it when it stops.
 Everything else (progress, the services' logs) goes to standard error.
 """
 
@@ -25,9 +28,11 @@ from types import FrameType
 import jwt
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from pydantic import SecretStr
 
 from execution_stream.dev_stack import processes
-from execution_stream.dev_stack.stack import dev_stack
+from execution_stream.dev_stack.dev_env_file import remove_dev_environment, write_dev_environment
+from execution_stream.dev_stack.stack import DevStack, dev_stack
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
 
@@ -46,41 +51,78 @@ def run_dev(settings: Settings, work_dir: str | None) -> int:
     _on_signals(stop_requested)
     for name, value in LOCAL_AWS_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    with dev_stack(settings, Path(work_dir) if work_dir else None) as stack:
-        local = _local_settings(settings, stack.endpoints.as_environment())
+    with dev_stack(settings, Path(work_dir) if work_dir else None, for_people=True) as stack:
+        local = _local_settings(settings, stack)
         for line in asyncio.run(provision(local)):
             _say(line)
         services = _start_services(local)
         try:
-            endpoints = {
-                "kafka": stack.endpoints.kafka_bootstrap_servers,
-                "dynamodb": stack.endpoints.dynamodb_endpoint_url,
-                "api": f"http://{local.api_host}:{local.api_port}",
-            }
-            print(f"ready {json.dumps(endpoints)}", flush=True)
+            _write_environment(local, dev_token(local))
+            print(f"ready {json.dumps(_endpoints(local, stack))}", flush=True)
             failed = _supervise(services, stop_requested)
         finally:
             _say("stopping")
+            remove_dev_environment(local.dev_env_file)
             for process in services.values():
                 processes.stop(process, grace_seconds=20)
     return 1 if failed else 0
 
 
-def _local_settings(settings: Settings, endpoints: dict[str, str]) -> Settings:
-    overrides: dict[str, object] = {
-        "kafka_bootstrap_servers": endpoints["EXECUTION_STREAM_KAFKA_BOOTSTRAP_SERVERS"],
-        "dynamodb_endpoint_url": endpoints["EXECUTION_STREAM_DYNAMODB_ENDPOINT_URL"],
+def _endpoints(local: Settings, stack: DevStack) -> dict[str, str]:
+    return {
+        "kafka": stack.endpoints.kafka_bootstrap_servers,
+        "dynamodb": stack.endpoints.dynamodb_endpoint_url,
+        "api": _api_url(local),
+        "github": local.github_api_url,
     }
-    if "api_port" not in settings.model_fields_set:
-        overrides["api_port"] = processes.free_loopback_port()
-    if "worker_web_port" not in settings.model_fields_set:
-        overrides["worker_web_port"] = processes.free_loopback_port()
+
+
+def _api_url(settings: Settings) -> str:
+    return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def _local_settings(settings: Settings, stack: DevStack) -> Settings:
+    overrides: dict[str, object] = {
+        "kafka_bootstrap_servers": stack.endpoints.kafka_bootstrap_servers,
+        "dynamodb_endpoint_url": stack.endpoints.dynamodb_endpoint_url,
+    }
+    for port_setting in ("api_port", "worker_web_port"):
+        if port_setting not in settings.model_fields_set:
+            overrides[port_setting] = processes.preferred_or_free(getattr(settings, port_setting))
+    if stack.github is not None:
+        overrides["github_api_url"] = stack.github.api_url
+        overrides["github_app_id"] = stack.github.app_id
+        overrides["github_app_private_key"] = SecretStr(stack.github.app_key.private_pem)
+        _say(f"no GitHub App configured: github_actions jobs go to a local GitHub at {stack.github.api_url}")
     if settings.jwt_secret is None and settings.jwt_public_key is None:
-        secret = secrets.token_urlsafe(32)
-        overrides["jwt_secret"] = secret
-        token = jwt.encode({settings.jwt_tenant_claim: DEV_TENANT, "exp": int(time.time()) + 86400}, secret)
-        _say(f"no JWT key configured: generated one; a token for tenant {DEV_TENANT!r}: {token}")
+        overrides["jwt_secret"] = SecretStr(secrets.token_urlsafe(32))
+        _say("no JWT key configured: generated one")
     return settings.model_copy(update=overrides)
+
+
+def dev_token(settings: Settings) -> str | None:
+    """A day's token for the dev tenant, where the stack's JWT key is a shared secret."""
+    if settings.jwt_secret is None:
+        return None
+    claims = {settings.jwt_tenant_claim: DEV_TENANT, "exp": int(time.time()) + 86400}
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value())
+
+
+def _write_environment(local: Settings, token: str | None) -> None:
+    variables = {**local.to_environment(only_set=True), **_local_aws_environment(), "API": _api_url(local)}
+    if token is not None:
+        variables["TOKEN"] = token
+        _say(f"a token for tenant {DEV_TENANT!r}: {token}")
+    write_dev_environment(local.dev_env_file, variables)
+    _say(f"the stack's environment: {local.dev_env_file}; for another shell: . <(execution-stream dev --env)")
+
+
+def _local_aws_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in LOCAL_AWS_DEFAULTS}
 
 
 def _start_services(settings: Settings) -> dict[str, subprocess.Popen[bytes]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
     dynamodb_write_concurrency: int = Field(default=16, ge=1)
     # The DynamoDB server `dev` and the tests start where no endpoint is named (dev_stack/stack.py).
     local_dynamodb: Literal["dynoxide", "moto"] = "dynoxide"
+    # The ports `dev` gives people when they are free (else any free one), and where it writes the
+    # running stack's environment for other shells (`dev --env`, `demo`).
+    dev_kafka_port: int = Field(default=9092, ge=1, le=65535)
+    dev_dynamodb_port: int = Field(default=8000, ge=1, le=65535)
+    dev_env_file: Path = Field(default_factory=lambda: Path.home() / ".execution-stream" / "dev.env")
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
@@ -96,10 +102,12 @@ class Settings(BaseSettings):
     def _tenant_limits_at_least_one(cls, value: object) -> object:
         return _tenant_limits(value)
 
-    def to_environment(self) -> dict[str, str]:
-        """These settings as the environment variables that would give them to another process."""
+    def to_environment(self, *, only_set: bool = False) -> dict[str, str]:
+        """These settings as the environment variables that would give them to another process
+        (`only_set`: only those given explicitly, not the defaults)."""
         environment = {}
-        for name, value in self.model_dump(exclude_none=True).items():
+        chosen = self.model_fields_set if only_set else None
+        for name, value in self.model_dump(exclude_none=True, include=chosen).items():
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
             text = json.dumps(plain) if isinstance(plain, dict | list) else str(plain)
             environment[f"{ENV_PREFIX}{name.upper()}"] = text

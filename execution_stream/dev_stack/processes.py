@@ -33,6 +33,11 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def preferred_or_free(port: int) -> int:
+    """`port` where nothing listens on it, else a free one (port 0: a free one)."""
+    return port if port and port_is_free(port) else free_loopback_port()
+
+
 def accepts_connections(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):

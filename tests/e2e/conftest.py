@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from execution_stream.dev_stack.local_github import AppKey, generate_app_key
 from execution_stream.settings import Settings
-from tests.support.pipeline import GITHUB_APP_ID, AppKey, Pipeline, generate_app_key, open_pipeline
+from tests.support.pipeline import GITHUB_APP_ID, Pipeline, open_pipeline
 
 
 @pytest.fixture(scope="session")

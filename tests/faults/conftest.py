@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from execution_stream.dev_stack.local_github import AppKey, generate_app_key
 from execution_stream.settings import Settings
 from tests.support.fault_run import fault_settings
-from tests.support.pipeline import AppKey, Pipeline, generate_app_key, open_pipeline
+from tests.support.pipeline import Pipeline, open_pipeline
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from execution_stream.dev_stack.kafka_broker import KafkaBroker
+from execution_stream.dev_stack.local_github import AppKey
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.models import ExecutionStatus, TriggerEvent
 from execution_stream.domain.timestamps import parse_timestamp
@@ -24,7 +25,7 @@ from execution_stream.settings import Settings
 from tests.support.factories import asset, trigger_event
 from tests.support.fault_run import FaultRun, assert_no_loss_or_duplication, fault_settings
 from tests.support.ledger import executions_of
-from tests.support.pipeline import AppKey, Pipeline, open_pipeline, produce
+from tests.support.pipeline import Pipeline, open_pipeline, produce
 from tests.support.workload import plan_triggers
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]

@@ -15,13 +15,13 @@ import jwt
 import pytest
 
 from execution_stream.adapters.github_dispatcher import GithubActionsDispatcher
+from execution_stream.dev_stack.github_standin import GithubStandin, running_github_standin
+from execution_stream.dev_stack.local_github import AppKey, generate_app_key
 from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
 from execution_stream.domain.enrichment import GithubWorkflowTarget, github_workflow_target
 from execution_stream.domain.executions import build_execution
 from tests.support.factories import BASE_TIME, asset, trigger_event
-from tests.support.github_standin import GithubStandin, running_github_standin
 from tests.support.paths import project_root
-from tests.support.pipeline import AppKey, generate_app_key
 
 APP_ID = "161076"
 INSTALLATION_ID = "24915845"
@@ -336,7 +336,7 @@ async def test_the_standin_runs_as_a_process_with_a_control_api(keys: AppKey, tm
     key_file.write_text(keys.public_pem)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "tests.support.github_standin", "--port", "0", "--app-id", APP_ID),
+        *("-m", "execution_stream.dev_stack.github_standin", "--port", "0", "--app-id", APP_ID),
         *("--public-key-file", str(key_file)),
         cwd=project_root(),
         stdout=asyncio.subprocess.PIPE,

@@ -17,36 +17,18 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository, open_repository
 from execution_stream.adapters.kafka_topic_reader import READ_UNCOMMITTED, KafkaTopicReader
 from execution_stream.dev import group_is_stable
+from execution_stream.dev_stack.github_standin import GithubStandin, running_github_standin
+from execution_stream.dev_stack.local_github import AppKey
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
-from tests.support.github_standin import GithubStandin, running_github_standin
 
 GITHUB_APP_ID = "161076"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class AppKey:
-    private_pem: str
-    public_pem: str
-
-
-def generate_app_key() -> AppKey:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return AppKey(private.decode(), public.decode())
 
 
 @dataclass

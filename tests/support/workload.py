@@ -28,11 +28,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from execution_stream.adapters.kafka_topic_reader import READ_UNCOMMITTED, KafkaTopicReader
+from execution_stream.dev_stack.github_standin import GithubStandin
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.models import ExecutionStatus, TriggerEvent
 from execution_stream.settings import Settings
 from tests.support.factories import asset, trigger_event
-from tests.support.github_standin import GithubStandin
 from tests.support.pipeline import as_json
 
 GITHUB = "github_actions"

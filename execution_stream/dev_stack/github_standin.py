@@ -1,4 +1,5 @@
-"""A local stand-in for the part of GitHub's REST API a GitHub App uses to dispatch workflows.
+"""A local stand-in for the part of GitHub's REST API a GitHub App uses to dispatch workflows: the tests'
+GitHub, and `dev`'s where no GitHub App is configured.
 
 It checks requests as GitHub does: the app JWT (RS256 with the app's public key, `iss` the app id,
 `exp` in the future and at most ten minutes ahead), installation tokens it issued itself (random,
@@ -7,7 +8,7 @@ ten strings). Each accepted dispatch is recorded. Faults are programmable, in pr
 `set_faults` or from outside through `POST /_control/faults`; `GET /_control/dispatches` lists the
 dispatches.
 
-Run alone: `python -m tests.support.github_standin --port P --app-id ID --public-key-file F`
+Run alone: `python -m execution_stream.dev_stack.github_standin --port P --app-id ID --public-key-file F`
 prints `ready http://127.0.0.1:P` once it listens, and stops on SIGTERM or SIGINT.
 """
 
