@@ -155,7 +155,11 @@ def test_dev_env_gives_another_shell_the_running_stack(dev_run: DevRun) -> None:
     assert jwt.decode(token, JWT_SECRET, algorithms=["HS256"])["tenant_id"] == "dev-tenant"
     lag = _in_sourced_shell(dev_run, "execution-stream lag --json")
     assert lag.returncode == 0, lag.stderr
-    assert json.loads(lag.stdout.splitlines()[0])["group"] == "execution-stream"
+    report = json.loads(lag.stdout.splitlines()[0])
+    assert report["bootstrap_servers"] == dev_run.endpoints["kafka"]
+    assert [(group["group"], group["state"]) for group in report["groups"]] == [
+        ("execution-stream", "Stable")
+    ]
 
 
 def _sourced(dev_run: DevRun, name: str) -> str:
