@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from execution_stream.settings import Settings, load_settings
 
@@ -48,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     lag.add_argument("--window", type=int, default=10, metavar="K", help="observations the status judges")
     lag.add_argument("--fetch-timeout", type=float, default=5.0, metavar="S", help="time-lag fetch timeout")
     lag.set_defaults(run=_lag)
+    publish = commands.add_parser("publish-trigger", help="validate trigger documents, then publish them")
+    publish.add_argument("file", metavar="FILE|-", help="JSON document(s): one, an array, or JSON Lines")
+    publish.add_argument("--asset", action="store_true", help="asset documents, to the assets topic")
+    publish.set_defaults(run=_publish_trigger)
+    demo = commands.add_parser("demo", help="triggers become executions on a running `dev` stack")
+    demo.add_argument("--env-file", help="the environment file of the running `dev` (default: its own)")
+    demo.add_argument("--timeout", type=float, default=120.0, metavar="S", help="give up after S seconds")
+    demo.add_argument("--work-seconds", type=float, default=3.0, metavar="S", help="each job's run time")
+    demo.set_defaults(run=_demo)
     return parser
 
 
@@ -94,3 +104,26 @@ def _lag(arguments: argparse.Namespace, settings: Settings) -> int:
         fetch_timeout_seconds=arguments.fetch_timeout,
     )
     return run_lag(settings, options)
+
+
+def _publish_trigger(arguments: argparse.Namespace, settings: Settings) -> int:
+    from execution_stream.operations import publishing  # noqa: PLC0415
+
+    kind = publishing.Kind.ASSET if arguments.asset else publishing.Kind.TRIGGER
+    try:
+        return publishing.run_publish(settings, arguments.file, kind)
+    except publishing.InvalidDocumentsError as invalid:
+        for problem in invalid.problems:
+            print(f"execution-stream {arguments.command}: {problem}", file=sys.stderr)
+        return 1
+
+
+def _demo(arguments: argparse.Namespace, settings: Settings) -> int:
+    from execution_stream.demo.run import DemoOptions, run_demo  # noqa: PLC0415
+
+    options = DemoOptions(
+        env_file=Path(arguments.env_file) if arguments.env_file else None,
+        timeout_seconds=arguments.timeout,
+        work_seconds=arguments.work_seconds,
+    )
+    return run_demo(settings, options)

@@ -25,13 +25,13 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-import jwt
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
 from execution_stream.dev_stack import processes
 from execution_stream.dev_stack.dev_env_file import remove_dev_environment, write_dev_environment
+from execution_stream.dev_stack.dev_tokens import DEV_TENANT, tenant_token
 from execution_stream.dev_stack.stack import DevStack, dev_stack
 from execution_stream.provisioning import provision
 from execution_stream.settings import Settings
@@ -42,7 +42,6 @@ LOCAL_AWS_DEFAULTS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-DEV_TENANT = "dev-tenant"
 SERVICE_START_SECONDS = 60.0
 
 
@@ -57,7 +56,7 @@ def run_dev(settings: Settings, work_dir: str | None) -> int:
             _say(line)
         services = _start_services(local)
         try:
-            _write_environment(local, dev_token(local))
+            _write_environment(local, tenant_token(local, DEV_TENANT))
             print(f"ready {json.dumps(_endpoints(local, stack))}", flush=True)
             failed = _supervise(services, stop_requested)
         finally:
@@ -98,18 +97,6 @@ def _local_settings(settings: Settings, stack: DevStack) -> Settings:
         overrides["jwt_secret"] = SecretStr(secrets.token_urlsafe(32))
         _say("no JWT key configured: generated one")
     return settings.model_copy(update=overrides)
-
-
-def dev_token(settings: Settings) -> str | None:
-    """A day's token for the dev tenant, where the stack's JWT key is a shared secret."""
-    if settings.jwt_secret is None:
-        return None
-    claims = {settings.jwt_tenant_claim: DEV_TENANT, "exp": int(time.time()) + 86400}
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value())
 
 
 def _write_environment(local: Settings, token: str | None) -> None:

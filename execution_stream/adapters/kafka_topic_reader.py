@@ -95,6 +95,15 @@ class KafkaTopicReader:
     ) -> None:
         await self.stop()
 
+    async def seek_to_end(self) -> None:
+        """From here, only the records written after this call (from the end offsets of now)."""
+        consumer = self._started()
+        if not self.partitions:
+            return
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(self.partitions)
+        for partition, offset in ends.items():
+            consumer.seek(partition, offset)
+
     async def poll(self, timeout_ms: int, max_records: int | None = None) -> Batches:
         """The records fetched since the last poll, waiting at most `timeout_ms` for some."""
         batches: Batches = await self._started().getmany(timeout_ms=timeout_ms, max_records=max_records)

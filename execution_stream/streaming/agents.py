@@ -87,7 +87,7 @@ class Agents:
         timer(settings.watchdog_interval_seconds)(self.fail_overdue_executions)
         timer(settings.dispatch_retry_check_seconds)(self.retry_set_aside_dispatches)
         timer(settings.watchdog_interval_seconds)(self.publish_pending_metrics)
-        timer(settings.lag_metrics_interval_seconds, on_leader=True)(self.publish_lag_metrics)
+        timer(settings.lag_metrics_interval_seconds)(self.publish_lag_metrics)
         timer(settings.stalled_partition_check_seconds)(self.heal_stalled_partitions)
 
     async def triggers(self, stream: Any) -> None:
@@ -157,6 +157,11 @@ class Agents:
         return lambda tenant: tenant_partition(tenant, partitions) in actives
 
     async def publish_lag_metrics(self) -> None:
+        """The leader publishes the group's lag; any other worker clears what it published while it led,
+        so that no stale gauge keeps an alert firing."""
+        if not self.app.is_leader():
+            self.metrics.set_lag(())
+            return
         try:
             report = await lag_report(self.settings, [self.settings.consumer_group], self.lag_tracker)
         except Exception:

@@ -25,10 +25,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from execution_stream.dev_stack.processes import port_is_free
 from execution_stream.settings import Settings
+from tests.support.dev_command import environment_without_a_stack, running_dev
 from tests.support.ledger import asset_record, trigger_record
 from tests.support.pipeline import eventually, produce
 
-READY_TIMEOUT_SECONDS = 120
 JWT_SECRET = "dev-command-test-secret-of-32-bytes-or-more"
 
 
@@ -48,30 +48,13 @@ class DevRun:
 @pytest.fixture(scope="module")
 def dev_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
     """`dev` with the API's conventional port taken by someone else, the others as they are."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"EXECUTION_STREAM_KAFKA_BOOTSTRAP_SERVERS", "EXECUTION_STREAM_DYNAMODB_ENDPOINT_URL"}
-    }
-    environment["EXECUTION_STREAM_JWT_SECRET"] = JWT_SECRET
-    env_file = tmp_path_factory.mktemp("dev-env") / "dev.env"
-    environment["EXECUTION_STREAM_DEV_ENV_FILE"] = str(env_file)
+    work = tmp_path_factory.mktemp("dev-command")
+    env_file = work / "dev.env"
+    environment = environment_without_a_stack(env_file, EXECUTION_STREAM_JWT_SECRET=JWT_SECRET)
     with _listening_on(CONVENTIONAL_PORTS["api"]) as holding_api_port:
         free_before = {name: port_is_free(port) for name, port in CONVENTIONAL_PORTS.items()}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "execution_stream", "dev"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=environment,
-        )
-        try:
-            yield DevRun(
-                process, _read_ready_line(process), environment, env_file, free_before, holding_api_port
-            )
-        finally:
-            if process.poll() is None:
-                process.kill()
+        with running_dev(environment, work / "dev.log") as (process, endpoints):
+            yield DevRun(process, endpoints, environment, env_file, free_before, holding_api_port)
 
 
 @contextlib.contextmanager
@@ -85,19 +68,6 @@ def _listening_on(port: int) -> Iterator[bool]:
             yield False
         else:
             yield True
-
-
-def _read_ready_line(process: subprocess.Popen[str]) -> dict[str, str]:
-    assert process.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail(f"dev exited ({process.wait()}) before printing its ready line")
-        if line.startswith("ready "):
-            endpoints: dict[str, str] = json.loads(line.removeprefix("ready "))
-            return endpoints
-    pytest.fail("no ready line")
 
 
 async def test_the_broker_serves_clients_from_another_process(
