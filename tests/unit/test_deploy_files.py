@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from execution_stream.dev_stack import containers
 from execution_stream.dev_stack.dynoxide_server import BINARY, PACKAGE, PACKAGE_DIR
 from execution_stream.dev_stack.kafka_broker import server_properties
 from execution_stream.settings import Settings
@@ -94,6 +95,10 @@ def test_every_image_is_pinned_to_a_version() -> None:
 
 def test_the_compose_broker_is_the_kafka_version_of_the_local_broker() -> None:
     assert compose()["services"]["kafka"]["image"] == f"apache/kafka:{pom_kafka_version()}"
+
+
+def test_the_testcontainers_broker_is_the_kafka_version_of_the_local_broker() -> None:
+    assert f"apache/kafka:{pom_kafka_version()}" == containers.KAFKA_IMAGE
 
 
 def test_the_compose_dynamodb_is_dynoxide_installed_from_the_local_package_and_lock() -> None:
