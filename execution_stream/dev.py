@@ -71,13 +71,9 @@ def _endpoints(local: Settings, stack: DevStack) -> dict[str, str]:
     return {
         "kafka": stack.endpoints.kafka_bootstrap_servers,
         "dynamodb": stack.endpoints.dynamodb_endpoint_url,
-        "api": _api_url(local),
+        "api": local.api_url(),
         "github": local.github_api_url,
     }
-
-
-def _api_url(settings: Settings) -> str:
-    return f"http://{settings.api_host}:{settings.api_port}"
 
 
 def _local_settings(settings: Settings, stack: DevStack) -> Settings:
@@ -100,7 +96,7 @@ def _local_settings(settings: Settings, stack: DevStack) -> Settings:
 
 
 def _write_environment(local: Settings, token: str | None) -> None:
-    variables = {**local.to_environment(only_set=True), **_local_aws_environment(), "API": _api_url(local)}
+    variables = {**local.to_environment(only_set=True), **_local_aws_environment(), "API": local.api_url()}
     if token is not None:
         variables["TOKEN"] = token
         _say(f"a token for tenant {DEV_TENANT!r}: {token}")
@@ -119,7 +115,7 @@ def _start_services(settings: Settings) -> dict[str, subprocess.Popen[bytes]]:
         services["api"] = processes.spawn_attached(
             [sys.executable, "-m", "execution_stream", "api"], environment
         )
-        _wait_for_http(f"http://{settings.api_host}:{settings.api_port}/healthz", services["api"])
+        _wait_for_http(f"{settings.api_url()}/healthz", services["api"])
         services["worker"] = processes.spawn_attached(
             [sys.executable, "-m", "execution_stream", "worker"], environment
         )

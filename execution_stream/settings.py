@@ -113,6 +113,10 @@ class Settings(BaseSettings):
             environment[f"{ENV_PREFIX}{name.upper()}"] = text
         return environment
 
+    def api_url(self) -> str:
+        """Where the API listens, as a URL (as `dev` prints it)."""
+        return f"http://{self.api_host}:{self.api_port}"
+
     def topic_names(self) -> list[str]:
         return [
             self.topic_trigger_execution,

@@ -17,12 +17,8 @@ LISTING_RETRY_SECONDS = 0.5
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
-def api_url(settings: Settings) -> str:
-    return f"http://{settings.api_host}:{settings.api_port}"
-
-
 def curl_command(settings: Settings, token: str | None) -> str:
-    return f'curl -H "Authorization: Bearer {token or "$TOKEN"}" {api_url(settings)}/executions'
+    return f'curl -H "Authorization: Bearer {token or "$TOKEN"}" {settings.api_url()}/executions'
 
 
 async def api_mismatches(
@@ -33,7 +29,7 @@ async def api_mismatches(
     for attempt in range(LISTING_ATTEMPTS):
         if attempt:
             await asyncio.sleep(LISTING_RETRY_SECONDS)
-        listed = await listed_statuses(api_url(settings), token, set(expected))
+        listed = await listed_statuses(settings.api_url(), token, set(expected))
         problems = mismatches(expected, listed)
         if not problems:
             break

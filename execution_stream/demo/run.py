@@ -21,10 +21,11 @@ from pydantic import ValidationError
 from execution_stream.adapters.kafka_topic_reader import KafkaTopicReader
 from execution_stream.demo import api_check
 from execution_stream.demo.progress import Progress
-from execution_stream.demo.runner import StandInRunner, github_standin_answers
+from execution_stream.demo.runner import StandInRunner
 from execution_stream.demo.seed import ASSETS, DemoJob, demo_jobs
 from execution_stream.dev_stack.dev_env_file import read_dev_environment
 from execution_stream.dev_stack.dev_tokens import tenant_token
+from execution_stream.dev_stack.local_github import standin_answers
 from execution_stream.operations import publishing
 from execution_stream.settings import ENV_PREFIX, InvalidSettingsError, Settings
 
@@ -80,7 +81,8 @@ def overlaid(settings: Settings, variables: Mapping[str, str], path: Path) -> Se
 
 
 async def demo(settings: Settings, options: DemoOptions, out: TextIO) -> int:
-    github = settings.github_api_url if await github_standin_answers(settings.github_api_url) else None
+    is_standin = await asyncio.to_thread(standin_answers, settings.github_api_url)
+    github = settings.github_api_url if is_standin else None
     if github is None:
         _say(f"demo: {settings.github_api_url} is not the local GitHub stand-in: every job is topic-fed")
     jobs = demo_jobs(with_github=github is not None)
@@ -149,7 +151,7 @@ async def _checked(settings: Settings, tokens: Mapping[str, str | None], progres
         expected = {e: status for e, (t, status) in finals.items() if t == tenant}
         problems += await api_check.api_mismatches(settings, token, expected)
     if problems:
-        raise DemoError(f"the API at {api_check.api_url(settings)} disagrees: {'; '.join(problems)}")
+        raise DemoError(f"the API at {settings.api_url()} disagrees: {'; '.join(problems)}")
     return f"the API lists all {len(finals)}"
 
 

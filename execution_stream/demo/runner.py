@@ -16,10 +16,10 @@ from pydantic import ValidationError
 
 from execution_stream.adapters.kafka_topic_reader import KafkaTopicReader
 from execution_stream.demo.seed import FAILURE, DemoJob
+from execution_stream.dev_stack.local_github import DISPATCHES_PATH
 from execution_stream.domain.enrichment import DispatchedJob
 from execution_stream.domain.models import ExecutionStatus, ExecutionStatusUpdate
 
-DISPATCHES_PATH = "/_control/dispatches"
 GITHUB_POLL_SECONDS = 0.5
 GITHUB_TIMEOUT = aiohttp.ClientTimeout(total=5)
 # The workflow inputs that carry a job's ids (domain/enrichment.py, GITHUB_INPUT_NAMES).
@@ -67,18 +67,6 @@ def status_report(
 
 def end_of(planned: DemoJob) -> tuple[ExecutionStatus, str | None]:
     return (ExecutionStatus.FAILED, FAILURE) if planned.fails else (ExecutionStatus.COMPLETED, None)
-
-
-async def github_standin_answers(github_api_url: str) -> bool:
-    """Whether `github_api_url` is the local GitHub stand-in (it lists its dispatches)."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=GITHUB_TIMEOUT) as session,
-            session.get(github_api_url.rstrip("/") + DISPATCHES_PATH) as response,
-        ):
-            return response.status == 200 and isinstance(await response.json(), list)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return False
 
 
 @dataclass

@@ -4,6 +4,7 @@ failed. Its `GET /_control/dispatches` lists what it received; `demo` reports on
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import urllib.error
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from execution_stream.dev_stack import processes
 
 LOCAL_APP_ID = "1"
+DISPATCHES_PATH = "/_control/dispatches"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,13 @@ class LocalGithub:
             self._process = None
 
     def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.api_url}/_control/faults", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return standin_answers(self.api_url)
+
+
+def standin_answers(github_api_url: str) -> bool:
+    """Whether `github_api_url` is a GitHub stand-in: it lists the dispatches it received."""
+    try:
+        with urllib.request.urlopen(github_api_url.rstrip("/") + DISPATCHES_PATH, timeout=2) as response:
+            return response.status == 200 and isinstance(json.load(response), list)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
