@@ -13,17 +13,17 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupIdNotFound, KafkaConnectionError, KafkaError, for_code
+from aiokafka.errors import GroupIdNotFound, for_code
 
 from execution_stream.adapters import kafka_fetching
+from execution_stream.adapters.kafka_calls import bounded, kafka_errors
 from execution_stream.adapters.kafka_topic_reader import partitions_by_topic
-from execution_stream.adapters.kafka_topics import KafkaUnreachableError
 from execution_stream.operations.lag_render import render_json, render_text
 from execution_stream.operations.lag_report import GroupLag, LagReport, PartitionLag
 from execution_stream.operations.lag_status import DEFAULT_WINDOW, Observation, StatusTracker
@@ -47,10 +47,6 @@ class ConsumerGroupNotFoundError(LookupError):
             f"consumer group {group!r} does not exist at {bootstrap_servers} "
             "(no members, no committed offsets)"
         )
-
-
-class KafkaRequestError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -227,18 +223,10 @@ class LagInspector:
         return found
 
     async def _bounded(self, call: Awaitable[T]) -> T:
-        return await asyncio.wait_for(call, timeout=self._timeout)
+        return await bounded(call, self._timeout)
 
-    @contextlib.contextmanager
-    def _kafka_errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except (KafkaConnectionError, OSError, TimeoutError) as error:
-            raise KafkaUnreachableError(self._servers, _one_line(error, self._timeout)) from error
-        except KafkaError as error:
-            raise KafkaRequestError(
-                f"{doing} at {self._servers}: {_one_line(error, self._timeout)}"
-            ) from error
+    def _kafka_errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        return kafka_errors(self._servers, self._timeout, doing)
 
     async def _close(self) -> None:
         with contextlib.suppress(Exception):
@@ -278,8 +266,3 @@ def _keys_of(snapshot: GroupSnapshot) -> set[TopicPartitionKey]:
     """The partitions the group commits to or is assigned (all their topics' partitions are shown)."""
     assigned = {key for _, held in snapshot.members for key in held.actives | held.standbys}
     return set(snapshot.committed) | assigned
-
-
-def _one_line(error: BaseException, timeout: float) -> str:
-    text = str(error) or (f"no answer within {timeout:g}s" if isinstance(error, TimeoutError) else "")
-    return " ".join((text or type(error).__name__).split())

@@ -13,18 +13,17 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn, TextIO, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
 
+from execution_stream.adapters import kafka_calls
 from execution_stream.adapters.kafka_topic_reader import partitions_of
-from execution_stream.adapters.kafka_topics import KafkaUnreachableError
 from execution_stream.domain.models import Asset
 from execution_stream.pipeline.triggers import RejectedRecordError, decode_trigger
 from execution_stream.settings import Settings
@@ -185,17 +184,9 @@ async def idempotent_producer(settings: Settings) -> AsyncIterator[AIOKafkaProdu
 
 
 async def bounded(settings: Settings, call: Awaitable[T]) -> T:
-    return await asyncio.wait_for(call, timeout=settings.kafka_connect_timeout_seconds)
+    return await kafka_calls.bounded(call, settings.kafka_connect_timeout_seconds)
 
 
-@contextlib.contextmanager
-def kafka_errors(settings: Settings, doing: str) -> Iterator[None]:
-    """Kafka's errors as one line: an unreachable broker names its address."""
-    servers = settings.kafka_bootstrap_servers
-    try:
-        yield
-    except (KafkaConnectionError, OSError, TimeoutError) as error:
-        cause = str(error) or f"no answer within {settings.kafka_connect_timeout_seconds:g}s"
-        raise KafkaUnreachableError(servers, " ".join(cause.split())) from error
-    except KafkaError as error:
-        raise PublishError(f"{doing} at {servers}: {' '.join(str(error).split())}") from error
+def kafka_errors(settings: Settings, doing: str) -> contextlib.AbstractContextManager[None]:
+    servers, timeout = settings.kafka_bootstrap_servers, settings.kafka_connect_timeout_seconds
+    return kafka_calls.kafka_errors(servers, timeout, doing)
