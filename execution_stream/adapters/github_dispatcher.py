@@ -1,18 +1,28 @@
-"""Dispatching a workflow through GitHub's REST API, as a GitHub App does.
+"""Dispatching a workflow through GitHub's REST API, as a GitHub App does, and cancelling a run.
 
-One dispatch: an app JWT (RS256, signed with the app's private key) buys an installation token,
-cached per installation until a minute before it expires; the token then authorizes
-`POST /repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`, which answers 204.
+Every call is made as an App installation: an app JWT (RS256, signed with the app's private key) buys
+an installation token, cached per installation until a minute before it expires; a token GitHub
+answers 401 to is renewed once.
+
+A dispatch, `POST /repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`, asks for the run's
+details (`return_run_details: true`): GitHub answers 200 with the run's id and URLs, which
+`dispatch` returns as `RunDetails`, or 204 without them, which returns None (as does a 200 whose body
+names no run id: the workflow did start). An older GitHub Enterprise Server refuses the parameter
+(400 or 422 with a message naming `return_run_details`): that dispatch is sent again at once without
+it, and so are all later ones of this dispatcher, which then return None.
+
+A cancel, `POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel`, answers 202 (`REQUESTED`), or
+409 when the run had ended (`ALREADY_FINISHED`).
 
 Failures become the domain's two kinds. Not now (`DispatchUnavailableError`, with the time to wait
 when GitHub gave one): 5xx, 429 and rate-limited 403s, connection errors and timeouts, after
-`max_attempts` quick tries. Never (`DispatchRefusedError`): any other 4xx, and a 401 that a fresh
-installation token does not cure.
+`max_attempts` quick tries. Never (`DispatchRefusedError`): any other 4xx (an unknown run's 404
+among them), and a 401 that a fresh installation token does not cure.
 
 GitHub's rate limits are per App installation: a limit whose Retry-After or x-ratelimit-reset is
-further away than `max_retry_after` blocks that installation until then, and its dispatches are
-unavailable at once, without a request, while other installations' go on. The caller sets the job
-aside; nothing here waits longer than a short backoff.
+further away than `max_retry_after` blocks that installation until then, and its dispatches and
+cancels are unavailable at once, without a request, while other installations' go on. The caller
+sets the job aside; nothing here waits longer than a short backoff.
 """
 
 from __future__ import annotations
@@ -35,7 +45,13 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from execution_stream.domain.backoff import backoff_seconds
-from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
+from execution_stream.domain.dispatch import (
+    CancelOutcome,
+    DispatchRefusedError,
+    DispatchUnavailableError,
+    GithubRun,
+    RunDetails,
+)
 from execution_stream.domain.enrichment import GithubWorkflowTarget
 from execution_stream.domain.timestamps import as_utc
 
@@ -75,11 +91,19 @@ class _TransientError(Exception):
 
 
 class _TokenRejectedError(Exception):
-    """The dispatch endpoint answered 401 to an installation token."""
+    """An endpoint answered 401 to an installation token."""
 
     def __init__(self, token: str) -> None:
         super().__init__("installation token rejected")
         self.token = token
+
+
+class _RunDetailsRefusedError(Exception):
+    """GitHub (an older Enterprise Server) refused the dispatch's `return_run_details`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -119,6 +143,7 @@ class GithubActionsDispatcher:
         self._tokens: dict[str, _Token] = {}
         self._token_locks: dict[str, asyncio.Lock] = {}
         self._blocked_until: dict[str, float] = {}  # installation id -> epoch seconds
+        self._asks_run_details = True  # until GitHub refuses `return_run_details`
 
     async def start(self) -> None:
         if self._session is None:
@@ -145,23 +170,78 @@ class GithubActionsDispatcher:
     ) -> None:
         await self.close()
 
-    async def dispatch(self, target: GithubWorkflowTarget) -> None:
-        """Start `target`'s workflow; raises DispatchUnavailableError or DispatchRefusedError."""
-        self._raise_if_blocked(target.installation_id)
+    async def dispatch(self, target: GithubWorkflowTarget) -> RunDetails | None:
+        """Start `target`'s workflow and return its run when GitHub names it; raises
+        DispatchUnavailableError or DispatchRefusedError."""
+        if self._asks_run_details:
+            try:
+                return await self._dispatch(target, ask_run_details=True)
+            except _RunDetailsRefusedError as refused:
+                self._stop_asking_run_details(refused.message)
+        return await self._dispatch(target, ask_run_details=False)
+
+    async def cancel_run(self, run: GithubRun) -> CancelOutcome:
+        """Ask GitHub to cancel `run`; raises DispatchUnavailableError or DispatchRefusedError (404:
+        GitHub knows no such run)."""
+        path = "/repos/{}/{}/actions/runs/{}/cancel".format(
+            *(quote(part, safe="") for part in (run.owner, run.repo, str(run.workflow_run_id)))
+        )
+        what = f"{run.owner}/{run.repo} run {run.workflow_run_id}"
+        return await self._as_installation(
+            run.installation_id,
+            what,
+            lambda token: self._post(path, token, None),
+            lambda answer: _cancel_outcome(answer, f"cancelling {what}"),
+        )
+
+    def supports_run_details(self) -> bool:
+        """False once GitHub refused `return_run_details`: dispatches no longer ask for it."""
+        return self._asks_run_details
+
+    async def _dispatch(self, target: GithubWorkflowTarget, *, ask_run_details: bool) -> RunDetails | None:
+        path = "/repos/{}/{}/actions/workflows/{}/dispatches".format(
+            *(quote(part, safe="") for part in (target.owner, target.repo, target.workflow_file))
+        )
+        body: dict[str, Any] = {"ref": target.ref, "inputs": target.inputs}
+        if ask_run_details:
+            body["return_run_details"] = True
+        what = _describe(target)
+        return await self._as_installation(
+            target.installation_id,
+            what,
+            lambda token: self._post(path, token, body),
+            lambda answer: _dispatch_outcome(answer, f"dispatching {what}", ask_run_details),
+        )
+
+    def _stop_asking_run_details(self, message: str) -> None:
+        if self._asks_run_details:  # concurrent dispatches may all have been refused: say it once
+            self._asks_run_details = False
+            logger.warning(
+                "GitHub refuses return_run_details (an older GitHub Enterprise Server?); "
+                "dispatching without it, so runs are not known",
+                extra={"github_api_url": self._base_url, "reason": message},
+            )
+
+    async def _as_installation(
+        self,
+        installation_id: str,
+        what: str,
+        send: Callable[[str], Awaitable[_Answer]],
+        outcome: Callable[[_Answer], T],
+    ) -> T:
+        """`send` with the installation's token, retried and rate-limit-blocked as the module says;
+        `outcome` reads the answer (it raises _TransientError for what is worth another attempt)."""
+        self._raise_if_blocked(installation_id)
         for _ in range(2):  # a rejected token is renewed once
             try:
-                await self._retrying(lambda: self._dispatch_once(target), _describe(target))
+                return await self._retrying(lambda: self._send_once(installation_id, send, outcome), what)
             except DispatchUnavailableError as unavailable:
-                self._block_if_rate_limited(target.installation_id, unavailable)
+                self._block_if_rate_limited(installation_id, unavailable)
                 raise
             except _TokenRejectedError as rejected:
-                self._forget_token(target.installation_id, rejected.token)
-                logger.warning(
-                    "installation token rejected, renewing it", extra={"target": _describe(target)}
-                )
-            else:
-                return
-        raise DispatchRefusedError(401, f"{_describe(target)}: a fresh installation token was rejected too")
+                self._forget_token(installation_id, rejected.token)
+                logger.warning("installation token rejected, renewing it", extra={"target": what})
+        raise DispatchRefusedError(401, f"{what}: a fresh installation token was rejected too")
 
     def blocked_installations(self) -> dict[str, float]:
         """Installations rate-limited now, with the epoch second their limit resets."""
@@ -182,7 +262,7 @@ class GithubActionsDispatcher:
         if unavailable.retry_after is not None and unavailable.retry_after > self._max_retry_after:
             self._blocked_until[installation_id] = time.time() + unavailable.retry_after
             logger.warning(
-                "GitHub rate-limited an installation; its dispatches wait",
+                "GitHub rate-limited an installation; its dispatches and cancels wait",
                 extra={"installation_id": installation_id, "retry_after": unavailable.retry_after},
             )
 
@@ -191,15 +271,14 @@ class GithubActionsDispatcher:
         claims = {"iat": now - JWT_BACKDATE_SECONDS, "exp": now + JWT_LIFETIME_SECONDS, "iss": self._app_id}
         return jwt.encode(claims, self._key, algorithm="RS256")
 
-    async def _dispatch_once(self, target: GithubWorkflowTarget) -> None:
-        token = await self._installation_token(target.installation_id)
-        path = "/repos/{}/{}/actions/workflows/{}/dispatches".format(
-            *(quote(part, safe="") for part in (target.owner, target.repo, target.workflow_file))
-        )
-        answer = await self._post(path, token, {"ref": target.ref, "inputs": target.inputs})
+    async def _send_once(
+        self, installation_id: str, send: Callable[[str], Awaitable[_Answer]], outcome: Callable[[_Answer], T]
+    ) -> T:
+        token = await self._installation_token(installation_id)
+        answer = await send(token)
         if answer.status == 401:
             raise _TokenRejectedError(token)
-        _raise_unless_success(answer, f"dispatching {_describe(target)}")
+        return outcome(answer)
 
     def _forget_token(self, installation_id: str, token: str) -> None:
         cached = self._tokens.get(installation_id)
@@ -249,7 +328,7 @@ class GithubActionsDispatcher:
                     ) from error
                 delay = max(self._backoff(number), error.retry_after or 0.0)
                 logger.warning(
-                    "GitHub dispatch attempt failed, retrying",
+                    "GitHub request attempt failed, retrying",
                     extra={"target": what, "attempt": number, "reason": error.reason, "delay": delay},
                 )
                 await asyncio.sleep(delay)
@@ -262,6 +341,48 @@ class GithubActionsDispatcher:
             max_seconds=self._max_backoff,
             draw=random.random(),  # spreads retries; not a secret
         )
+
+
+def _dispatch_outcome(answer: _Answer, what: str, asked_run_details: bool) -> RunDetails | None:
+    if asked_run_details and answer.status in (400, 422) and "return_run_details" in answer.message():
+        raise _RunDetailsRefusedError(answer.message())
+    _raise_unless_success(answer, what)
+    return _run_details(answer, what)
+
+
+def _run_details(answer: _Answer, what: str) -> RunDetails | None:
+    """The run a successful dispatch answer names; None for a 204, or a body naming no run (logged:
+    the workflow started all the same)."""
+    if answer.status == 204 or not answer.body.strip():
+        return None
+    parsed = _json_object(answer.body)
+    run_id = parsed.get("workflow_run_id")
+    if not isinstance(run_id, int) or isinstance(run_id, bool):
+        logger.warning(
+            "GitHub's dispatch answer names no workflow run",
+            extra={"target": what, "status": answer.status, "body": answer.body[:200]},
+        )
+        return None
+    return RunDetails(run_id, _text_or_none(parsed.get("html_url")), _text_or_none(parsed.get("run_url")))
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _cancel_outcome(answer: _Answer, what: str) -> CancelOutcome:
+    if answer.status == 409:
+        return CancelOutcome.ALREADY_FINISHED
+    _raise_unless_success(answer, what)
+    return CancelOutcome.REQUESTED
 
 
 def _raise_unless_success(answer: _Answer, what: str) -> None:

@@ -1,12 +1,24 @@
-"""A local stand-in for the part of GitHub's REST API a GitHub App uses to dispatch workflows: the tests'
-GitHub, and `dev`'s where no GitHub App is configured.
+"""A local stand-in for the part of GitHub's REST API a GitHub App uses to dispatch workflows and
+cancel their runs: the tests' GitHub, and `dev`'s where no GitHub App is configured.
 
 It checks requests as GitHub does: the app JWT (RS256 with the app's public key, `iss` the app id,
 `exp` in the future and at most ten minutes ahead), installation tokens it issued itself (random,
 an hour long, remembered per installation), and the dispatch body (`ref` a string, `inputs` at most
-ten strings). Each accepted dispatch is recorded. Faults are programmable, in process through
-`set_faults` or from outside through `POST /_control/faults`; `GET /_control/dispatches` lists the
-dispatches.
+ten strings, `return_run_details` a boolean, no other key).
+
+Each accepted dispatch is recorded and creates a run with a new id (from 10000000001 up). Asked for
+`return_run_details`, it answers 200 with the run's `workflow_run_id`, `run_url` and `html_url`;
+otherwise 204. The fault `refuse_return_run_details` plays an older GitHub Enterprise Server, which
+answers 422 to a body carrying that key.
+
+`POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel` answers 202 and records the cancel (again
+for a run cancelled already), 409 for a run marked completed, 404 for a run it did not create in
+that repository.
+
+Faults are programmable, in process through `set_faults` or from outside through
+`POST /_control/faults`. `GET /_control/dispatches`, `/_control/cancels` and `/_control/requests` list
+what it received; `POST /_control/runs/{run_id}/complete` marks a run completed; `POST /_control/reset`
+forgets everything.
 
 Run alone: `python -m execution_stream.dev_stack.github_standin --port P --app-id ID --public-key-file F`
 prints `ready http://127.0.0.1:P` once it listens, and stops on SIGTERM or SIGINT.
@@ -16,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import secrets
 import signal
 import socket
@@ -27,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import jwt
 from aiohttp import web
@@ -39,6 +53,9 @@ MAX_JWT_LIFETIME_SECONDS = 600
 MAX_INPUTS = 10
 BAD_JWT = "A JSON web token could not be decoded"
 NOT_DISPATCHABLE = "Workflow does not have 'workflow_dispatch' trigger"
+CANNOT_CANCEL = "Cannot cancel a workflow run that is completed."
+FIRST_RUN_ID = 10_000_000_001
+RUN_DETAILS = "return_run_details"
 
 
 class Faults(BaseModel):
@@ -46,7 +63,7 @@ class Faults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    endpoint: Literal["dispatches", "access_tokens", "any"] = "dispatches"
+    endpoint: Literal["dispatches", "access_tokens", "cancel", "any"] = "dispatches"
     hang_times: int = Field(default=0, ge=0)  # wait hang_seconds, then answer 504 unprocessed
     hang_seconds: float = Field(default=0.0, ge=0)
     fail_times: int = Field(default=0, ge=0)  # answer fail_status unprocessed
@@ -61,6 +78,8 @@ class Faults(BaseModel):
     # Dispatches applied, then answered only after hang_seconds (a client that gives up first
     # cannot know the workflow started).
     apply_then_hang_times: int = Field(default=0, ge=0)
+    # An older GitHub Enterprise Server: a dispatch body carrying `return_run_details` answers 422.
+    refuse_return_run_details: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,9 +93,30 @@ class RecordedDispatch:
     at: datetime
     accept: str | None
     api_version: str | None
+    workflow_run_id: int | None = None  # the run the dispatch created
+    return_run_details: bool = False  # whether the dispatch asked for the run's details
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
+class RecordedCancel:
+    installation_id: str
+    owner: str
+    repo: str
+    workflow_run_id: int
+    at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+
+@dataclass
+class _Run:
+    owner: str
+    repo: str
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +148,8 @@ class _State:
     faults: Faults = field(default_factory=Faults)
     rate_limit_resets: dict[str, float] = field(default_factory=dict)  # installation -> epoch
     dispatches: list[RecordedDispatch] = field(default_factory=list)
+    cancels: list[RecordedCancel] = field(default_factory=list)
+    runs: dict[int, _Run] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     issued: list[IssuedToken] = field(default_factory=list)
     live: dict[str, IssuedToken] = field(default_factory=dict)
@@ -132,10 +174,19 @@ class GithubStandin:
         self._installations = dict(installations) if installations is not None else None
         self._token_lifetime = token_lifetime_seconds
         self._state = _State()
+        self._run_ids = itertools.count(FIRST_RUN_ID)  # not reset: a run id is never given twice
 
     @property
     def dispatches(self) -> list[RecordedDispatch]:
         return list(self._state.dispatches)
+
+    @property
+    def cancels(self) -> list[RecordedCancel]:
+        return list(self._state.cancels)
+
+    def complete_run(self, workflow_run_id: int) -> None:
+        """Mark a run it created completed: cancelling it then answers 409. KeyError if unknown."""
+        self._state.runs[workflow_run_id].completed = True
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -163,7 +214,10 @@ class GithubStandin:
         app = web.Application(middlewares=[self._record])
         app.router.add_post("/app/installations/{installation_id}/access_tokens", self._access_tokens)
         app.router.add_post("/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", self._dispatch)
+        app.router.add_post("/repos/{owner}/{repo}/actions/runs/{run_id}/cancel", self._cancel)
         app.router.add_get("/_control/dispatches", self._control_dispatches)
+        app.router.add_get("/_control/cancels", self._control_cancels)
+        app.router.add_post("/_control/runs/{run_id}/complete", self._control_complete_run)
         app.router.add_get("/_control/requests", self._control_requests)
         app.router.add_get("/_control/faults", self._control_faults)
         app.router.add_post("/_control/faults", self._control_faults)
@@ -197,6 +251,22 @@ class GithubStandin:
 
     async def _dispatch(self, request: web.Request) -> web.Response:
         await self._fault("dispatches")
+        token = self._authorized(request)
+        faults = self._state.faults
+        body = _check_body(await _json_body(request), knows_run_details=not faults.refuse_return_run_details)
+        owner, repo = request.match_info["owner"], request.match_info["repo"]
+        if repo in faults.refuse_repos or f"{owner}/{repo}" in faults.refuse_repos:
+            raise _RefusedError(422, NOT_DISPATCHABLE)
+        dispatch = self._record_dispatch(request, token, body)
+        if faults.apply_then_hang_times > 0:
+            faults.apply_then_hang_times -= 1
+            await asyncio.sleep(faults.hang_seconds)
+        if dispatch.workflow_run_id is None or not dispatch.return_run_details:
+            return web.Response(status=204)
+        return web.json_response(_run_details(request, dispatch.workflow_run_id), status=200)
+
+    def _authorized(self, request: web.Request) -> IssuedToken:
+        """The live installation token of `request`, allowed now on its `owner`'s repositories."""
         token = self._installation_token(request.headers.get("Authorization", ""))
         faults = self._state.faults
         if faults.reject_token_times > 0:
@@ -205,29 +275,47 @@ class GithubStandin:
             raise _RefusedError(401, "Bad credentials")
         if self._state.rate_limit_resets.get(token.installation_id, 0.0) > time.time():
             raise self._rate_limited(token.installation_id)
-        owner, repo, workflow = (request.match_info[name] for name in ("owner", "repo", "workflow"))
+        owner = request.match_info["owner"]
         if self._installations is not None and self._installations[token.installation_id] != owner:
             raise _RefusedError(404, "Not Found")
-        body = _check_body(await _json_body(request))
-        if repo in faults.refuse_repos or f"{owner}/{repo}" in faults.refuse_repos:
-            raise _RefusedError(422, NOT_DISPATCHABLE)
-        self._state.dispatches.append(
-            RecordedDispatch(
-                installation_id=token.installation_id,
-                owner=owner,
-                repo=repo,
-                workflow=workflow,
-                ref=body["ref"],
-                inputs=dict(body.get("inputs", {})),
-                at=datetime.now(UTC),
-                accept=request.headers.get("Accept"),
-                api_version=request.headers.get("X-GitHub-Api-Version"),
-            )
+        return token
+
+    def _record_dispatch(
+        self, request: web.Request, token: IssuedToken, body: dict[str, Any]
+    ) -> RecordedDispatch:
+        owner, repo, workflow = (request.match_info[name] for name in ("owner", "repo", "workflow"))
+        run_id = next(self._run_ids)
+        self._state.runs[run_id] = _Run(owner, repo)
+        dispatch = RecordedDispatch(
+            installation_id=token.installation_id,
+            owner=owner,
+            repo=repo,
+            workflow=workflow,
+            ref=body["ref"],
+            inputs=dict(body.get("inputs", {})),
+            at=datetime.now(UTC),
+            accept=request.headers.get("Accept"),
+            api_version=request.headers.get("X-GitHub-Api-Version"),
+            workflow_run_id=run_id,
+            return_run_details=body.get(RUN_DETAILS) is True,
         )
-        if faults.apply_then_hang_times > 0:
-            faults.apply_then_hang_times -= 1
-            await asyncio.sleep(faults.hang_seconds)
-        return web.Response(status=204)
+        self._state.dispatches.append(dispatch)
+        return dispatch
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        await self._fault("cancel")
+        token = self._authorized(request)
+        owner, repo = request.match_info["owner"], request.match_info["repo"]
+        run_id = _run_id(request.match_info["run_id"])
+        run = self._state.runs.get(run_id) if run_id is not None else None
+        if run_id is None or run is None or (run.owner, run.repo) != (owner, repo):
+            raise _RefusedError(404, "Not Found")
+        if run.completed:
+            raise _RefusedError(409, CANNOT_CANCEL)
+        self._state.cancels.append(
+            RecordedCancel(token.installation_id, owner, repo, run_id, datetime.now(UTC))
+        )
+        return web.json_response({}, status=202)
 
     def _rate_limited(self, installation_id: str) -> _RefusedError:
         """GitHub's answer once an installation's primary rate limit is used up."""
@@ -283,6 +371,16 @@ class GithubStandin:
     async def _control_dispatches(self, request: web.Request) -> web.Response:
         return web.json_response([dispatch.as_json() for dispatch in self._state.dispatches])
 
+    async def _control_cancels(self, request: web.Request) -> web.Response:
+        return web.json_response([cancel.as_json() for cancel in self._state.cancels])
+
+    async def _control_complete_run(self, request: web.Request) -> web.Response:
+        run_id = _run_id(request.match_info["run_id"])
+        if run_id is None or run_id not in self._state.runs:
+            return _error(404, "Not Found")
+        self.complete_run(run_id)
+        return web.json_response({"workflow_run_id": run_id, "completed": True})
+
     async def _control_requests(self, request: web.Request) -> web.Response:
         return web.json_response([asdict(recorded) for recorded in self._state.requests])
 
@@ -306,14 +404,16 @@ async def _json_body(request: web.Request) -> Any:
         raise _RefusedError(400, "Problems parsing JSON") from error
 
 
-def _check_body(body: Any) -> dict[str, Any]:
-    """A dispatch body as GitHub accepts it: a non-empty `ref`, at most ten string `inputs`."""
+def _check_body(body: Any, *, knows_run_details: bool = True) -> dict[str, Any]:
+    """A dispatch body as GitHub accepts it: a non-empty `ref`, at most ten string `inputs`, a boolean
+    `return_run_details` (a key an older GitHub Enterprise Server, `knows_run_details` False, refuses)."""
     if not isinstance(body, dict):
         raise _RefusedError(422, "Invalid request. The body is not an object.")
-    unknown = sorted(set(body) - {"ref", "inputs"})
+    unknown = sorted(set(body) - {"ref", "inputs", *([RUN_DETAILS] if knows_run_details else [])})
+    if unknown:
+        raise _RefusedError(422, _not_permitted(unknown))
     inputs = body.get("inputs", {})
     problems = [
-        f"{unknown} are not permitted keys" if unknown else "",
         "'ref' must be a non-empty string" if not isinstance(body.get("ref"), str) or not body["ref"] else "",
         "'inputs' must be an object" if not isinstance(inputs, dict) else "",
         f"at most {MAX_INPUTS} inputs are allowed"
@@ -322,11 +422,34 @@ def _check_body(body: Any) -> dict[str, Any]:
         "every input must be a string"
         if isinstance(inputs, dict) and not all(isinstance(value, str) for value in inputs.values())
         else "",
+        f"'{RUN_DETAILS}' must be a boolean" if not isinstance(body.get(RUN_DETAILS, False), bool) else "",
     ]
     found = [problem for problem in problems if problem]
     if found:
         raise _RefusedError(422, "Invalid request. " + "; ".join(found) + ".")
     return body
+
+
+def _not_permitted(keys: list[str]) -> str:
+    """GitHub's words for body keys it does not know."""
+    named = ", ".join(f'"{key}"' for key in keys)
+    return f"Invalid request.\n\n{named} " + (
+        "is not a permitted key." if len(keys) == 1 else "are not permitted keys."
+    )
+
+
+def _run_details(request: web.Request, run_id: int) -> dict[str, Any]:
+    """The 200 body of a dispatch that asked for `return_run_details`."""
+    owner, repo = (quote(request.match_info[name], safe="") for name in ("owner", "repo"))
+    return {
+        "workflow_run_id": run_id,
+        "run_url": f"{request.url.origin()}/repos/{owner}/{repo}/actions/runs/{run_id}",
+        "html_url": f"https://github.com/{owner}/{repo}/actions/runs/{run_id}",
+    }
+
+
+def _run_id(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -3,11 +3,16 @@
 Adapters turn their transport's failures into these, so the pipeline decides on two kinds only:
 `DispatchUnavailableError` (not now: pause and retry later, never dead-letter) and
 `DispatchRefusedError` (never: fail the execution with the reason and dead-letter the record).
+
+A dispatched GitHub workflow may come back as `RunDetails` (the run it created), and a run, as a
+`GithubRun`, can be cancelled: the `CancelOutcome` says whether GitHub took the cancel or the run had
+ended already.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from execution_stream.domain.backoff import backoff_seconds
 
@@ -52,3 +57,29 @@ class DispatchRetryPolicy:
         if asked_seconds is not None:
             return max(1.0, asked_seconds)
         return backoff_seconds(attempt, first_seconds=self.first_seconds, max_seconds=self.max_seconds)
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """What GitHub says of the run a dispatch created."""
+
+    workflow_run_id: int
+    html_url: str | None = None
+    run_url: str | None = None
+
+
+@dataclass(frozen=True)
+class GithubRun:
+    """A workflow run to act on: where it is and its id."""
+
+    installation_id: str
+    owner: str
+    repo: str
+    workflow_run_id: int
+
+
+class CancelOutcome(StrEnum):
+    """What became of a request to cancel a run."""
+
+    REQUESTED = "requested"  # GitHub accepted the cancel (202)
+    ALREADY_FINISHED = "already_finished"  # 409: the run had ended

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,13 @@ import pytest
 from execution_stream.adapters.github_dispatcher import GithubActionsDispatcher
 from execution_stream.dev_stack.github_standin import GithubStandin, running_github_standin
 from execution_stream.dev_stack.local_github import AppKey, generate_app_key
-from execution_stream.domain.dispatch import DispatchRefusedError, DispatchUnavailableError
+from execution_stream.domain.dispatch import (
+    CancelOutcome,
+    DispatchRefusedError,
+    DispatchUnavailableError,
+    GithubRun,
+    RunDetails,
+)
 from execution_stream.domain.enrichment import GithubWorkflowTarget, github_workflow_target
 from execution_stream.domain.executions import build_execution
 from tests.support.factories import BASE_TIME, asset, trigger_event
@@ -38,6 +45,8 @@ TARGET = GithubWorkflowTarget(
 )
 DISPATCH_PATH = "/repos/jitsecurity/execution-service/actions/workflows/workflow-sast.yml/dispatches"
 TOKEN_PATH = f"/app/installations/{INSTALLATION_ID}/access_tokens"
+# A dispatch asks for its run's details, which GitHub gives with a 200 (without them, 204).
+DISPATCHED = 200
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +107,7 @@ async def test_a_dispatch_arrives_with_the_apps_auth_the_ref_and_the_inputs(
     assert dispatch.accept == "application/vnd.github+json"
     assert dispatch.api_version == "2022-11-28"
     assert calls(standin, TOKEN_PATH) == [201]
-    assert calls(standin, DISPATCH_PATH) == [204]
+    assert calls(standin, DISPATCH_PATH) == [DISPATCHED]
 
 
 async def test_a_token_is_reused_until_a_minute_before_it_expires(
@@ -144,7 +153,7 @@ async def test_a_rejected_token_is_renewed_and_the_dispatch_retried(
 
     assert len(standin.issued_tokens) == 2
     assert len(standin.dispatches) == 2
-    assert calls(standin, DISPATCH_PATH) == [204, 401, 204]
+    assert calls(standin, DISPATCH_PATH) == [DISPATCHED, 401, DISPATCHED]
 
 
 async def test_a_token_rejected_twice_is_a_refusal(
@@ -167,7 +176,7 @@ async def test_two_server_errors_then_success_dispatch_exactly_once(
 
     await dispatcher.dispatch(TARGET)
 
-    assert calls(standin, DISPATCH_PATH) == [502, 502, 204]
+    assert calls(standin, DISPATCH_PATH) == [502, 502, DISPATCHED]
     assert len(standin.dispatches) == 1
 
 
@@ -191,7 +200,7 @@ async def test_a_rate_limit_is_waited_out_as_retry_after_asks(
     await dispatcher.dispatch(TARGET)
 
     assert time.monotonic() - started >= 0.4
-    assert calls(standin, DISPATCH_PATH) == [429, 204]
+    assert calls(standin, DISPATCH_PATH) == [429, DISPATCHED]
 
 
 async def test_a_retry_after_beyond_the_limit_is_unavailable_at_once(
@@ -217,7 +226,7 @@ async def test_a_hanging_request_times_out_and_is_retried(
 
     assert time.monotonic() - started < 3  # gave up on the hanging request, did not wait 10s
     assert len(standin.dispatches) == 1
-    assert len([r for r in standin.requests if r.path == DISPATCH_PATH and r.status == 204]) == 1
+    assert len([r for r in standin.requests if r.path == DISPATCH_PATH and r.status == DISPATCHED]) == 1
 
 
 async def test_a_422_is_refused_at_once_without_retries(
@@ -317,8 +326,9 @@ async def test_the_standin_refuses_a_bad_app_jwt(
         {"inputs": {}},
         {"ref": "main", "extra": 1},
         ["main"],
+        {"ref": "main", "return_run_details": "yes"},
     ],
-    ids=["11-inputs", "not-text", "empty-ref", "no-ref", "unknown-key", "not-object"],
+    ids=["11-inputs", "not-text", "empty-ref", "no-ref", "unknown-key", "not-object", "details-not-bool"],
 )
 async def test_the_standin_refuses_a_bad_dispatch(standin: GithubStandin, keys: AppKey, body: Any) -> None:
     async with dispatcher_for(standin.url, keys.private_pem) as dispatcher:
@@ -360,7 +370,7 @@ async def test_the_standin_runs_as_a_process_with_a_control_api(keys: AppKey, tm
         await asyncio.wait_for(process.wait(), 10)
 
     assert [(d["repo"], d["ref"], d["inputs"]) for d in recorded] == [(TARGET.repo, "main", TARGET.inputs)]
-    assert statuses == [500, 204]
+    assert statuses == [500, DISPATCHED]
 
 
 async def test_a_private_key_with_escaped_newlines_is_accepted(standin: GithubStandin, keys: AppKey) -> None:
@@ -436,4 +446,265 @@ async def test_a_dispatch_applied_but_answered_too_late_is_sent_again(
     await dispatcher.dispatch(TARGET)
 
     assert len(standin.dispatches) == 2
-    assert calls(standin, DISPATCH_PATH)[-1] == 204
+    assert calls(standin, DISPATCH_PATH)[-1] == DISPATCHED
+
+
+# Run details, and cancelling a run.
+
+RUN_PATH = "/repos/jitsecurity/execution-service/actions/runs"
+GHES_REFUSAL = 'Invalid request.\n\n"return_run_details" is not a permitted key.'
+
+
+def cancel_path(run_id: int) -> str:
+    return f"{RUN_PATH}/{run_id}/cancel"
+
+
+def run_of(details: RunDetails | None, target: GithubWorkflowTarget = TARGET) -> GithubRun:
+    assert details is not None
+    return GithubRun(target.installation_id, target.owner, target.repo, details.workflow_run_id)
+
+
+async def test_a_dispatch_returns_the_run_github_created(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    first = await dispatcher.dispatch(TARGET)
+    second = await dispatcher.dispatch(replace(TARGET, inputs={"execution_id": "e2"}))
+
+    recorded = standin.dispatches
+    assert [d.return_run_details for d in recorded] == [True, True]
+    run_id = recorded[0].workflow_run_id
+    assert run_id is not None
+    assert first == RunDetails(
+        workflow_run_id=run_id,
+        html_url=f"https://github.com/{OWNER}/execution-service/actions/runs/{run_id}",
+        run_url=f"{standin.url}{RUN_PATH}/{run_id}",
+    )
+    assert second is not None
+    assert second.workflow_run_id == recorded[1].workflow_run_id
+    assert second.workflow_run_id > first.workflow_run_id
+    assert calls(standin, DISPATCH_PATH) == [200, 200]
+
+
+async def test_an_older_ghes_refusing_run_details_gets_each_dispatch_once_without_them(
+    standin: GithubStandin, keys: AppKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin.set_faults(refuse_return_run_details=True)
+
+    with caplog.at_level(logging.WARNING, logger="execution_stream.adapters.github_dispatcher"):
+        async with dispatcher_for(standin.url, keys.private_pem) as dispatcher:
+            first = await dispatcher.dispatch(TARGET)
+            assert calls(standin, DISPATCH_PATH) == [422, 204]  # refused, then sent again without
+            later = [
+                await dispatcher.dispatch(replace(TARGET, inputs={"execution_id": f"e{n}"})) for n in (2, 3)
+            ]
+            standin.set_faults()  # GitHub upgraded: this dispatcher does not ask again, a new one does
+            after_upgrade = await dispatcher.dispatch(replace(TARGET, inputs={"execution_id": "e4"}))
+            assert not dispatcher.supports_run_details()
+        async with dispatcher_for(standin.url, keys.private_pem) as fresh:
+            assert await fresh.dispatch(replace(TARGET, inputs={"execution_id": "e5"})) is not None
+
+    assert (first, later, after_upgrade) == (None, [None, None], None)
+    assert calls(standin, DISPATCH_PATH) == [422, 204, 204, 204, 204, 200]
+    assert [d.inputs["execution_id"] for d in standin.dispatches] == ["e1", "e2", "e3", "e4", "e5"]
+    assert [d.return_run_details for d in standin.dispatches] == [False] * 4 + [True]
+    refusals = [r for r in caplog.records if "return_run_details" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].levelno == logging.WARNING
+
+
+async def test_concurrent_dispatches_refused_run_details_are_each_dispatched_once(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin.set_faults(refuse_return_run_details=True)
+    targets = [replace(TARGET, inputs={"execution_id": f"e{n}"}) for n in range(6)]
+
+    with caplog.at_level(logging.WARNING, logger="execution_stream.adapters.github_dispatcher"):
+        results = await asyncio.gather(*(dispatcher.dispatch(target) for target in targets))
+
+    assert results == [None] * 6
+    assert sorted(d.inputs["execution_id"] for d in standin.dispatches) == [f"e{n}" for n in range(6)]
+    assert calls(standin, DISPATCH_PATH).count(204) == 6
+    assert len([r for r in caplog.records if "return_run_details" in r.getMessage()]) == 1
+
+
+async def test_a_refusal_after_the_run_details_fallback_is_a_refusal(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(refuse_return_run_details=True, refuse_repos=["execution-service"])
+
+    with pytest.raises(DispatchRefusedError) as refused:
+        await dispatcher.dispatch(TARGET)
+
+    assert refused.value.status == 422
+    assert "workflow_dispatch" in refused.value.reason
+    assert calls(standin, DISPATCH_PATH) == [422, 422]
+    assert standin.dispatches == []
+
+
+async def test_a_run_is_cancelled_and_github_records_which(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    await dispatcher.dispatch(replace(TARGET, inputs={"execution_id": "other"}))
+    run = run_of(await dispatcher.dispatch(TARGET))
+
+    assert await dispatcher.cancel_run(run) is CancelOutcome.REQUESTED
+    assert await dispatcher.cancel_run(run) is CancelOutcome.REQUESTED  # GitHub: still cancelling
+
+    assert [(c.workflow_run_id, c.owner, c.repo) for c in standin.cancels] == [
+        (run.workflow_run_id, OWNER, TARGET.repo)
+    ] * 2
+    assert standin.dispatches[1].workflow_run_id == run.workflow_run_id
+    assert calls(standin, cancel_path(run.workflow_run_id)) == [202, 202]
+    assert len(standin.issued_tokens) == 1  # the dispatches' token
+
+
+async def test_cancelling_a_finished_run_says_so(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    run = run_of(await dispatcher.dispatch(TARGET))
+    standin.complete_run(run.workflow_run_id)
+
+    assert await dispatcher.cancel_run(run) is CancelOutcome.ALREADY_FINISHED
+    assert calls(standin, cancel_path(run.workflow_run_id)) == [409]
+    assert standin.cancels == []
+
+
+async def test_cancelling_an_unknown_run_is_refused(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    run = run_of(await dispatcher.dispatch(TARGET))
+    elsewhere = replace(run, repo="another-repo")
+
+    with pytest.raises(DispatchRefusedError) as unknown:
+        await dispatcher.cancel_run(replace(run, workflow_run_id=42))
+    with pytest.raises(DispatchRefusedError) as other_repo:
+        await dispatcher.cancel_run(elsewhere)
+
+    assert (unknown.value.status, other_repo.value.status) == (404, 404)
+    assert calls(standin, cancel_path(42)) == [404]  # refused at once, not retried
+    assert standin.cancels == []
+
+
+async def test_server_errors_on_a_cancel_are_retried(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    standin.set_faults(endpoint="cancel", fail_times=2, fail_status=502)
+    run = run_of(await dispatcher.dispatch(TARGET))  # the dispatch is spared
+
+    assert await dispatcher.cancel_run(run) is CancelOutcome.REQUESTED
+
+    assert calls(standin, DISPATCH_PATH) == [DISPATCHED]
+    assert calls(standin, cancel_path(run.workflow_run_id)) == [502, 502, 202]
+    assert len(standin.cancels) == 1
+
+
+async def test_a_cancel_failing_every_attempt_is_unavailable(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    run = run_of(await dispatcher.dispatch(TARGET))
+    standin.set_faults(endpoint="any", fail_times=100)
+
+    with pytest.raises(DispatchUnavailableError, match=f"after {MAX_ATTEMPTS} attempts"):
+        await dispatcher.cancel_run(run)
+
+    assert calls(standin, cancel_path(run.workflow_run_id)) == [500] * MAX_ATTEMPTS
+    assert standin.cancels == []
+
+
+async def test_a_cancel_with_a_rejected_token_renews_it(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    run = run_of(await dispatcher.dispatch(TARGET))
+    standin.set_faults(reject_token_times=1)
+
+    assert await dispatcher.cancel_run(run) is CancelOutcome.REQUESTED
+
+    assert calls(standin, cancel_path(run.workflow_run_id)) == [401, 202]
+    assert len(standin.issued_tokens) == 2
+
+
+async def test_a_rate_limited_installation_cancels_nothing_until_its_reset(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    run = run_of(await dispatcher.dispatch(TARGET))
+    standin.set_faults(rate_limited_installations={INSTALLATION_ID: 3000})
+    with pytest.raises(DispatchUnavailableError):
+        await dispatcher.dispatch(TARGET)  # GitHub's 403 blocks the installation
+
+    with pytest.raises(DispatchUnavailableError) as unavailable:
+        await dispatcher.cancel_run(run)
+
+    assert unavailable.value.retry_after is not None
+    assert unavailable.value.retry_after > 2900
+    assert calls(standin, cancel_path(run.workflow_run_id)) == []  # no request was made
+    assert standin.cancels == []
+
+
+async def test_a_rate_limited_cancel_blocks_its_installation(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    run = run_of(await dispatcher.dispatch(TARGET))
+    standin.set_faults(rate_limited_installations={INSTALLATION_ID: 3000})
+
+    for _ in range(2):
+        with pytest.raises(DispatchUnavailableError):
+            await dispatcher.cancel_run(run)
+
+    assert calls(standin, cancel_path(run.workflow_run_id)) == [403]
+    assert set(dispatcher.blocked_installations()) == {INSTALLATION_ID}
+
+
+async def test_the_standin_refuses_run_details_as_an_older_ghes(standin: GithubStandin, keys: AppKey) -> None:
+    async with dispatcher_for(standin.url, keys.private_pem) as dispatcher:
+        await dispatcher.dispatch(TARGET)  # takes a valid installation token
+    token = standin.issued_tokens[0].token
+    standin.set_faults(refuse_return_run_details=True)
+    body = {"ref": "main", "return_run_details": True}
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            standin.url + DISPATCH_PATH, json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as answer,
+    ):
+        assert answer.status == 422
+        assert (await answer.json())["message"] == GHES_REFUSAL
+    assert await _post(standin.url + DISPATCH_PATH, token, {"ref": "main"}) == 204
+    assert [d.return_run_details for d in standin.dispatches] == [True, False]
+
+
+async def test_the_standin_lists_cancels_and_completes_runs_through_its_control_api(
+    standin: GithubStandin, dispatcher: GithubActionsDispatcher
+) -> None:
+    run = run_of(await dispatcher.dispatch(TARGET))
+    token = standin.issued_tokens[0].token
+    cancel_url = standin.url + cancel_path(run.workflow_run_id)
+
+    assert await _post(cancel_url, "ghs_unknown") == 401
+    assert await _post(cancel_url, token) == 202
+    async with aiohttp.ClientSession() as session:
+        async with session.get(standin.url + "/_control/cancels") as response:
+            [cancel] = await response.json()
+        async with session.get(standin.url + "/_control/dispatches") as response:
+            [dispatch] = await response.json()
+        async with session.post(standin.url + f"/_control/runs/{run.workflow_run_id}/complete") as response:
+            assert response.status == 200
+        async with session.post(standin.url + "/_control/runs/42/complete") as response:
+            assert response.status == 404
+        assert await _post(cancel_url, token) == 409
+        async with session.post(standin.url + "/_control/reset") as response:
+            assert response.status == 200
+    assert await _post(cancel_url, token) == 401  # the reset forgot the tokens
+    with pytest.raises(DispatchRefusedError) as forgotten:
+        await dispatcher.cancel_run(run)  # with a new token: the reset forgot the runs too
+
+    assert cancel["workflow_run_id"] == run.workflow_run_id
+    assert (cancel["owner"], cancel["repo"], cancel["installation_id"]) == (
+        OWNER,
+        TARGET.repo,
+        INSTALLATION_ID,
+    )
+    assert dispatch["workflow_run_id"] == run.workflow_run_id
+    assert dispatch["return_run_details"] is True
+    assert forgotten.value.status == 404
+    assert standin.cancels == []
