@@ -4,7 +4,10 @@ The allocator notes, without waiting, where an execution entered its runner's qu
 runner line stands; this writer flushes them every `interval` seconds: `queue_index` on the pending
 item, and one snapshot item per tenant and runner (`PK = TENANT#<tenant>`, `SK = QUEUE#<runner>`,
 no GSI keys) written only over an older version. Notes are advice for readers: a crash may lose the
-last second of them, and the next change of the line writes its snapshot again.
+last second of them, and the next change of the line writes its snapshot again. With priority
+classes, `queue_priority` goes next to `queue_index`, and the snapshot's `classes` map holds, per
+class ("0".."9"), `head_index` and `queued`; `head_index` and `queued` stay class 0's head and the
+total, as a snapshot had them before classes existed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import error_code
-from execution_stream.domain.allocation import Queued, RunnerLine
+from execution_stream.domain.allocation import ClassQueue, Queued, RunnerLine
 from execution_stream.domain.models import KEY_SEPARATOR
 from execution_stream.domain.timestamps import format_timestamp
 
@@ -88,10 +91,14 @@ class DynamoDBQueueView:
                 keys.PK: {"S": keys.partition_key(queued.tenant_id)},
                 keys.SK: {"S": keys.sort_key(queued.jit_event_id, queued.execution_id)},
             },
-            "UpdateExpression": "SET queue_index = :index",
+            "UpdateExpression": "SET queue_index = :index, queue_priority = :priority",
             "ConditionExpression": "attribute_exists(PK) AND #status = :pending",
             "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {":index": {"N": str(queued.index)}, ":pending": {"S": "pending"}},
+            "ExpressionAttributeValues": {
+                ":index": {"N": str(queued.index)},
+                ":priority": {"N": str(queued.priority)},
+                ":pending": {"S": "pending"},
+            },
         }
         await self._conditional(self._client.update_item, request)
 
@@ -107,6 +114,7 @@ class DynamoDBQueueView:
             "queued": {"N": str(line.queued)},
             "version": {"N": str(line.version)},
             "updated_at": {"S": format_timestamp(datetime.now(UTC))},
+            "classes": {"M": _class_attributes(line)},
         }
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -123,3 +131,11 @@ class DynamoDBQueueView:
             except ClientError as error:
                 if error_code(error) != "ConditionalCheckFailedException":
                     raise
+
+
+def _class_attributes(line: RunnerLine) -> dict[str, Any]:
+    classes = line.classes or {0: ClassQueue(line.head, line.tail, line.queued)}
+    return {
+        str(priority): {"M": {"head_index": {"N": str(queue.head)}, "queued": {"N": str(queue.queued)}}}
+        for priority, queue in classes.items()
+    }

@@ -19,7 +19,13 @@ from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import from_attribute_values, open_client, translate
 from execution_stream.adapters.dynamodb_item_codec import execution_from_item
 from execution_stream.domain.models import Execution
-from execution_stream.domain.store import QueueSnapshot, RepositoryError, RepositoryUnavailableError
+from execution_stream.domain.priority_queues import checked_priority
+from execution_stream.domain.store import (
+    QueueClass,
+    QueueSnapshot,
+    RepositoryError,
+    RepositoryUnavailableError,
+)
 from execution_stream.settings import Settings
 
 if TYPE_CHECKING:
@@ -114,8 +120,9 @@ def _snapshot(item: Mapping[str, Any], tenant_id: str, runner: str | None) -> Qu
             queued=int(item["queued"]),
             version=int(item["version"]),
             updated_at=str(item["updated_at"]),
+            classes=_classes(item.get("classes", {})),
         )
-    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as error:
         logger.warning("ignoring a malformed queue snapshot %r: %r", item.get(keys.SK), error)
         return None
     if (snapshot.tenant_id, snapshot.job_runner) != (tenant_id, runner):
@@ -124,3 +131,11 @@ def _snapshot(item: Mapping[str, Any], tenant_id: str, runner: str | None) -> Qu
         )
         return None
     return snapshot
+
+
+def _classes(attribute: Mapping[str, Any]) -> dict[int, QueueClass]:
+    """Per priority class; a snapshot written before classes existed has none (all is class 0)."""
+    return {
+        checked_priority(int(priority)): QueueClass(int(queue["head_index"]), int(queue["queued"]))
+        for priority, queue in attribute.items()
+    }

@@ -1,16 +1,23 @@
-"""A tenant's runner capacity at any backlog: who holds a slot, who waits, in arrival order.
+"""A tenant's runner capacity at any backlog: who holds a slot, who waits, by priority and arrival.
 
 State lives in one key-value table (a faust table in the worker, a dict in tests), one small value
 per key, so that every operation reads and writes a handful of keys whatever the backlog. Each
 tenant and runner has a *line*, the head of a `commits.Commit`, and the keys that belong to it:
-- "L#<tenant>#<runner>"          the line: slots in use, the queue's head and tail, released ring
-- "H#<tenant>#<execution_id>"    a holder: runner, jit_event_id, granted_at, deadline_at, trace context
-- "Q#<tenant>#<index>#<runner>"  a queued execution's reference (with its trace context), at its index
-- "M#<tenant>#<execution_id>"    where a waiting execution is queued, or that it was released lately
+- "L#<tenant>#<runner>"          the line: slots in use, per priority class the queue's head, tail
+                                 and count waiting, the released ring
+- "H#<tenant>#<execution_id>"    a holder: runner, jit_event_id, granted_at, deadline_at, trace
+                                 context, supersede group
+- "Q#<tenant>#<index>#<runner>"  a class-0 queued execution's reference (trace context, supersede
+                                 group), at its index; class c (1..9) at "Q#<tenant>#<c>:<index>#<runner>"
+- "M#<tenant>#<execution_id>"    where a waiting execution is queued (index, class unless 0), or
+                                 that it was released lately
 - "R#<tenant>#<n>#<runner>"      the ring of released ids, forgotten by age and count
+- "S#<tenant>#<group>#<runner>"  a supersede group's latest execution
 Every key starts with the tenant, so it stays on the tenant's partition. Operations return the
 writes to apply once their effects are sent. A slot is held until its execution is released: no
 time reclaims it; the watchdog fails an overdue execution, and its final status releases the slot.
+The queue's classes and the admission order: `priority_queues` (a line written before classes
+existed is all class 0); supersede groups: `supersede_groups`.
 """
 
 from __future__ import annotations
@@ -20,26 +27,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from execution_stream.domain.commits import VERSION, resolve
-from execution_stream.domain.runner_lines import (
+from execution_stream.domain.line_records import (
     Admission,
     LimitFor,
-    Line,
     LineView,
     Memory,
     Outcome,
     Queued,
     Result,
     RunnerLine,
-    holder_key,
-    line_key,
-    member_key,
-    trace_of,
 )
+from execution_stream.domain.priority_queues import (
+    DEFAULT_AGING_SECONDS,
+    ClassQueue,
+    checked_aging,
+    checked_priority,
+)
+from execution_stream.domain.runner_lines import Line, holder_key, line_key, member_key, trace_of
+from execution_stream.domain.supersede_groups import Superseded, SupersedeGroup
 from execution_stream.domain.trace import TraceContext
 
 __all__ = [
+    "DEFAULT_AGING_SECONDS",
     "Admission",
     "Allocator",
+    "ClassQueue",
     "DueRetry",
     "LineView",
     "Memory",
@@ -48,6 +60,8 @@ __all__ = [
     "Queued",
     "Result",
     "RunnerLine",
+    "SupersedeGroup",
+    "Superseded",
 ]
 
 
@@ -60,6 +74,8 @@ class Overdue:
     deadline_at: float
     set_aside: str | None = None  # why its dispatch waited, when it never left
     trace: TraceContext | None = None
+    # Asked to cancel at its runner, which did not confirm by `deadline_at` (the grace period's end).
+    cancel_unconfirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,10 +95,21 @@ MAX_REASON_LENGTH = 300  # a holder's record stays small on the changelog
 
 
 class Allocator:
-    def __init__(self, table: Mapping[str, Any], limit_for: LimitFor, memory: Memory) -> None:
+    """`aging_seconds`: how long a queued execution waits to gain one priority class (see
+    `priority_queues`); `math.inf` for none, strict classes."""
+
+    def __init__(
+        self,
+        table: Mapping[str, Any],
+        limit_for: LimitFor,
+        memory: Memory,
+        *,
+        aging_seconds: float = DEFAULT_AGING_SECONDS,
+    ) -> None:
         self.table = table
         self.limit_for = limit_for
         self.memory = memory
+        self.aging_seconds = checked_aging(aging_seconds)
 
     def request(
         self,
@@ -93,30 +120,30 @@ class Allocator:
         *,
         now: float,
         trace: TraceContext | None = None,
+        priority: int = 0,
+        group: SupersedeGroup | None = None,
     ) -> Result:
-        """Admit the execution into a free slot of its runner, or queue it behind those waiting.
+        """Admit the execution into a free slot of its runner, or queue it in its priority class.
 
         One that holds a slot, waits, or was released lately is a DUPLICATE and changes nothing;
         one that holds a slot is forwarded again (the first forward may be the one a crash lost).
+        With a group, it first supersedes the group's latest execution (see `supersede_groups`).
+        Those already waiting take free slots (a raised limit) before it, whatever its priority.
         """
+        checked_priority(priority)
         line = self._line(tenant, runner)
-        held = line.get(holder_key(tenant, execution_id))
-        if held is not None:
-            again = Admission(tenant, execution_id, jit_event_id, runner, trace_of(held) or trace)
-            return line.result(Outcome.DUPLICATE, [again])
-        member = line.get(member_key(tenant, execution_id))
-        if member is not None:
-            # Said again where it waits: a crash may have lost the first word of it.
-            queued = member["state"] == "queued"
-            waiting = Queued(tenant, execution_id, jit_event_id, runner, member["index"]) if queued else None
-            return line.result(Outcome.DUPLICATE, [], waiting)
+        duplicate = _duplicate(line, execution_id, jit_event_id, trace)
+        if duplicate is not None:
+            return duplicate
         line.forget_released(now)
+        superseded = line.supersede(group, execution_id, jit_event_id, now) if group else []
         admitted = line.admit_waiting(now)
+        group_key = group.key if group else None
         if line.queued == 0 and line.in_use < line.limit:
-            admitted.append(line.grant(execution_id, jit_event_id, now, trace))
-            return line.result(Outcome.ADMITTED, admitted)
-        queued = line.enqueue(execution_id, jit_event_id, now, trace)
-        return line.result(Outcome.QUEUED, admitted, queued)
+            admitted.append(line.grant(execution_id, jit_event_id, now, trace, group_key))
+            return line.result(Outcome.ADMITTED, admitted, superseded=superseded)
+        queued = line.enqueue(execution_id, jit_event_id, now, trace, priority=priority, group=group_key)
+        return line.result(Outcome.QUEUED, admitted, queued, superseded)
 
     def release(self, tenant: str, execution_id: str, runner: str | None, *, now: float) -> Result:
         """Free the execution's slot, or take it out of its queue, and admit whoever waits next.
@@ -161,20 +188,38 @@ class Allocator:
             line.commit.set(key, {**held, **aside})
         return line.result(Outcome.NONE, [])
 
+    def redispatch(
+        self, tenant: str, execution_id: str, runner: str, *, retry_at: float, now: float
+    ) -> Result:
+        """A holder whose job failed retryably keeps its slot and is dispatched again at `retry_at`,
+        timed from now (its old deadline is gone); one no longer holding changes nothing."""
+        line = self._line(tenant, runner)
+        key = holder_key(tenant, execution_id)
+        held = line.get(key)
+        if held is not None:
+            again = {**held, "deadline_at": None, "granted_at": now, "retry_at": retry_at, "attempt": 0}
+            again.pop("set_aside", None)
+            line.commit.set(key, again)
+        return line.result(Outcome.NONE, [])
+
+    def cancel_requested(self, tenant: str, execution_id: str, runner: str, *, confirm_by: float) -> Result:
+        """A holder asked to cancel at its runner: overdue at `confirm_by` unless it ends before."""
+        line = self._line(tenant, runner)
+        key = holder_key(tenant, execution_id)
+        held = line.get(key)
+        if held is not None and held.get("confirm_by") != confirm_by:
+            line.commit.set(key, {**held, "confirm_by": confirm_by})
+        return line.result(Outcome.NONE, [])
+
     def overdue(self, now: float, timeout_seconds: float) -> list[Overdue]:
-        """Holders past their deadline; one not dispatched yet is timed from its grant, with the
-        timeout as it is set now. Longest overdue first."""
+        """Holders past their deadline, or past the end of a cancel's grace period; one not
+        dispatched yet is timed from its grant, with the timeout as it is set now. Longest overdue
+        first."""
         late = []
         for tenant, execution_id, held in self._holders():
-            deadline = held.get("deadline_at")
-            if deadline is None:
-                deadline = held["granted_at"] + timeout_seconds
-            if now > deadline:
-                why = held.get("set_aside") if held.get("deadline_at") is None else None
-                runner = held["runner"]
-                late.append(
-                    Overdue(tenant, execution_id, held["jit_event_id"], runner, deadline, why, trace_of(held))
-                )
+            overdue = _overdue(tenant, execution_id, held, now, timeout_seconds)
+            if overdue is not None:
+                late.append(overdue)
         return sorted(late, key=lambda o: (o.deadline_at, o.tenant_id, o.execution_id))
 
     def due_retries(self, now: float) -> list[DueRetry]:
@@ -214,7 +259,8 @@ class Allocator:
         return limit
 
     def _line(self, tenant: str, runner: str) -> Line:
-        return Line(self.table, tenant, runner, self.limit(tenant, runner), self.memory)
+        limit = self.limit(tenant, runner)
+        return Line(self.table, tenant, runner, limit, self.memory, aging_seconds=self.aging_seconds)
 
     def _runner_of(self, tenant: str, execution_id: str) -> str | None:
         for key in (holder_key(tenant, execution_id), member_key(tenant, execution_id)):
@@ -231,3 +277,37 @@ class Allocator:
         line = self.table.get(line_key(tenant, known["runner"]))
         held: dict[str, Any] | None = resolve(record, line[VERSION] if line else 0)
         return held
+
+
+def _overdue(
+    tenant: str, execution_id: str, held: Mapping[str, Any], now: float, timeout_seconds: float
+) -> Overdue | None:
+    ids = (tenant, execution_id, held["jit_event_id"], held["runner"])
+    confirm_by = held.get("confirm_by")
+    if confirm_by is not None and now > confirm_by:
+        return Overdue(*ids, confirm_by, trace=trace_of(held), cancel_unconfirmed=True)
+    deadline = held.get("deadline_at")
+    if deadline is None:
+        deadline = held["granted_at"] + timeout_seconds
+    if now <= deadline:
+        return None
+    why = held.get("set_aside") if held.get("deadline_at") is None else None
+    return Overdue(*ids, deadline, why, trace_of(held))
+
+
+def _duplicate(line: Line, execution_id: str, jit_event_id: str, trace: TraceContext | None) -> Result | None:
+    """The answer to a request of an execution that holds a slot, waits, or was released lately."""
+    tenant, runner = line.tenant, line.runner
+    held = line.get(holder_key(tenant, execution_id))
+    if held is not None:
+        again = Admission(tenant, execution_id, jit_event_id, runner, trace_of(held) or trace)
+        return line.result(Outcome.DUPLICATE, [again])
+    member = line.get(member_key(tenant, execution_id))
+    if member is None:
+        return None
+    # Said again where it waits: a crash may have lost the first word of it.
+    waiting = None
+    if member["state"] == "queued":
+        index, priority = member["index"], member.get("priority", 0)
+        waiting = Queued(tenant, execution_id, jit_event_id, runner, index, priority)
+    return line.result(Outcome.DUPLICATE, [], waiting)

@@ -1,8 +1,12 @@
 """Why a pending execution waits, and where it stands in its runner's queue (pure).
 
 The worker stores `waiting_for_asset` on an execution whose trigger waits for its asset, and
-`queue_index` on one that entered its runner's queue because its tenant was at capacity; per tenant
-and runner it publishes a QueueSnapshot whose `head_index` is the queue_index admitted next.
+`queue_index` with `queue_priority` (None: class 0) on one that entered its runner's queue because its
+tenant was at capacity; per tenant and runner it publishes a QueueSnapshot with, per priority class,
+the queue_index admitted next and how many wait. Its position is those ahead in its own class plus
+every one waiting in a higher class: an estimate, as executions removed from the middle of a queue
+leave holes counted until the head passes them, and aging lets a lower class's long-waiting heads
+go before a higher class's.
 """
 
 from __future__ import annotations
@@ -46,12 +50,18 @@ def waiting_of(execution: Execution, snapshot: QueueSnapshot | None) -> Waiting 
     if execution.waiting_for_asset is not None:
         return Waiting(WaitingReason.ASSET)
     index = execution.queue_index
-    if index is None or snapshot is None or snapshot.head_index > index:
-        # Not queued, or the head has passed it: admitted, its dispatch is under way.
+    if index is None or snapshot is None:
         return NOT_WAITING
+    priority = execution.queue_priority or 0
+    classes = snapshot.class_queues()
+    own = classes.get(priority)
+    if own is None or own.head_index > index:
+        # Not in the snapshot yet, or its class's head has passed it: admitted, being dispatched.
+        return NOT_WAITING
+    higher = sum(queue.queued for c, queue in classes.items() if c > priority)
     return Waiting(
         WaitingReason.CAPACITY,
-        queue_position=index - snapshot.head_index + 1,
+        queue_position=index - own.head_index + 1 + higher,
         limit=snapshot.limit,
         in_use=snapshot.in_use,
     )

@@ -1,7 +1,8 @@
 """Waiting fields and GET /executions/{id} against the real DynamoDB endpoint.
 
 Items carrying the worker's `waiting_for_asset` / `queue_index`, and runner queue snapshots, are
-put directly with the client, as the worker writes them.
+put directly with the client, as the worker writes them, or by the worker's queue view writer
+(priority classes).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from pydantic import SecretStr
 from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import open_client, to_attribute_values
 from execution_stream.adapters.dynamodb_item_codec import execution_to_item
+from execution_stream.adapters.dynamodb_queue_view import DynamoDBQueueView
 from execution_stream.adapters.dynamodb_reads import DynamoDBExecutionReader, open_reader
 from execution_stream.adapters.dynamodb_repository import open_repository
+from execution_stream.domain.allocation import ClassQueue, Queued, RunnerLine
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import Execution, ExecutionStatus
+from execution_stream.domain.store import QueueClass
 from execution_stream.settings import Settings
 from tests.support.api import CURSOR_SECRET, SECRET, bearer, listed, running_api
 from tests.support.dataset import provision_table
@@ -29,7 +33,7 @@ from tests.support.factories import BASE_TIME, execution
 
 pytestmark = pytest.mark.dynamodb_engines
 
-A, B = "tenant-wait-a", "tenant-wait-b"
+A, B, C = "tenant-wait-a", "tenant-wait-b", "tenant-wait-c"
 RUNNER, HASHED = "github_actions", "runner#with#hashes"
 MANY_RUNNERS = [f"runner-{n}" for n in range(130)]  # more than one BatchGetItem holds
 
@@ -207,3 +211,32 @@ async def test_find_is_scoped_to_the_tenant(reader: DynamoDBExecutionReader, sto
     assert found.waiting_for_asset == "asset-4"
     assert await reader.find(A, stored.theirs.execution_id) is None
     assert await reader.find(B, stored.theirs.execution_id) == stored.theirs
+
+
+async def test_the_queue_view_writes_priority_classes_that_the_reader_and_the_listing_use(
+    stored: Stored, reader: DynamoDBExecutionReader, client: aiohttp.ClientSession
+) -> None:
+    waiting = [execution(C, n).model_copy(update={"job_runner": RUNNER}) for n in range(2)]
+    line = RunnerLine(
+        2, 4, head=6, tail=9, version=7, classes={0: ClassQueue(6, 9, 3), 5: ClassQueue(3, 4, 1)}
+    )
+    async with open_client(stored.settings) as dynamodb:
+        for one in waiting:
+            item = to_attribute_values(execution_to_item(one))
+            await dynamodb.put_item(TableName=stored.settings.dynamodb_table, Item=item)
+        view = DynamoDBQueueView(dynamodb, stored.settings.dynamodb_table, 60.0, 4, 100)
+        view.queued(Queued(C, waiting[0].execution_id, waiting[0].jit_event_id, RUNNER, 3, 5))
+        view.queued(Queued(C, waiting[1].execution_id, waiting[1].jit_event_id, RUNNER, 8))
+        view.line_changed(C, RUNNER, line, 2)
+        await view.flush()
+
+    snapshot = (await reader.queue_snapshots(C, frozenset({RUNNER})))[RUNNER]
+    assert snapshot.classes == {0: QueueClass(6, 3), 5: QueueClass(3, 1)}
+    assert (snapshot.head_index, snapshot.queued, snapshot.version) == (6, 4, 7)
+    found = [await reader.find(C, one.execution_id) for one in waiting]
+    assert [(f.queue_index, f.queue_priority) for f in found if f is not None] == [(3, 5), (8, 0)]
+    status, body = await get_json(client, "/executions", C)
+    assert status == 200
+    positions = {item["execution_id"]: item["queue_position"] for item in body["data"]}
+    assert positions == {waiting[0].execution_id: 1, waiting[1].execution_id: 4}
+    assert not any("queue_priority" in item for item in body["data"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from execution_stream.api.items import api_item
 from execution_stream.api.openapi import openapi_document
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import Execution, ExecutionStatus
-from execution_stream.domain.store import QueueSnapshot, RepositoryUnavailableError
+from execution_stream.domain.store import QueueClass, QueueSnapshot, RepositoryUnavailableError
 from tests.support.api import bearer, listed, running_api
 from tests.support.factories import BASE_TIME, execution
 from tests.support.factories import queue_snapshot as snapshot
@@ -228,3 +229,18 @@ def test_the_trace_context_of_the_trigger_is_not_shown() -> None:
     item = api_item(traced, None)
     assert not {"traceparent", "tracestate"} & set(item)
     assert item["execution_id"] == traced.execution_id
+
+
+async def test_a_position_counts_higher_priority_classes_and_the_class_stays_out_of_the_item() -> None:
+    classes = {0: QueueClass(7, 3), 4: QueueClass(10, 2)}
+    executions = [
+        queued(0, 8).model_copy(update={"queue_priority": 0}),
+        queued(1, 11).model_copy(update={"queue_priority": 4}),
+        queued(2, 9),  # stored before classes: class 0
+    ]
+    reader = FakeStore(executions, [replace(snapshot(head_index=7, limit=2, in_use=2), classes=classes)])
+    _, body = await get(reader, "/executions", bearer("tenant-a"))
+    by_id = {item["execution_id"]: item for item in body["data"]}
+    assert [by_id[e.execution_id]["queue_position"] for e in executions] == [4, 2, 5]
+    assert not any("queue_priority" in item for item in body["data"])
+    validator("ExecutionPage").validate(body)

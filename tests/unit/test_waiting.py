@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.models import Execution, ExecutionStatus
+from execution_stream.domain.store import QueueClass
 from execution_stream.domain.waiting import (
     NOT_WAITING,
     Waiting,
@@ -79,3 +82,49 @@ def test_the_runners_to_look_up_are_those_of_queued_pending_executions_once() ->
     ]
     assert runners_to_look_up(executions) == {"github_actions", "runner#with#hashes"}
     assert runners_to_look_up([]) == frozenset()
+
+
+# Priority classes: class 0 admits at 7 with 3 waiting, class 5 at 2 with 4, class 9 at 0 with 1.
+CLASSES = {0: QueueClass(7, 3), 5: QueueClass(2, 4), 9: QueueClass(0, 1)}
+
+
+def in_class(index: int, priority: int | None) -> Execution:
+    return queued(index).model_copy(update={"queue_priority": priority})
+
+
+@pytest.mark.parametrize(
+    ("index", "priority", "position"),
+    [
+        (0, 9, 1),  # the highest class's head
+        (2, 5, 2),  # behind class 9's one
+        (5, 5, 5),
+        (7, 0, 6),  # behind every higher class's 5
+        (9, 0, 8),
+        (9, None, 8),  # stored without a class: class 0
+    ],
+)
+def test_a_position_counts_those_ahead_in_its_class_and_all_in_higher_classes(
+    index: int, priority: int | None, position: int
+) -> None:
+    classes_snapshot = replace(snapshot(head_index=7, queued=8, limit=4, in_use=4), classes=CLASSES)
+    got = waiting_of(in_class(index, priority), classes_snapshot)
+    assert got == Waiting(WaitingReason.CAPACITY, queue_position=position, limit=4, in_use=4)
+
+
+def test_passed_by_its_own_classs_head_is_admitted_whatever_the_other_classes() -> None:
+    classes_snapshot = replace(snapshot(head_index=7), classes=CLASSES)
+    assert waiting_of(in_class(1, 5), classes_snapshot) == NOT_WAITING
+    assert waiting_of(in_class(6, 0), classes_snapshot) == NOT_WAITING
+
+
+def test_a_class_the_snapshot_does_not_know_yet_has_no_position() -> None:
+    assert waiting_of(in_class(0, 3), replace(snapshot(), classes=CLASSES)) == NOT_WAITING
+    assert waiting_of(in_class(0, 3), snapshot(head_index=0)) == NOT_WAITING
+
+
+def test_a_snapshot_from_before_classes_is_all_class_0() -> None:
+    old = snapshot(head_index=7, queued=5, limit=4, in_use=3)
+    assert old.class_queues() == {0: QueueClass(7, 5)}
+    assert waiting_of(in_class(9, 0), old) == Waiting(
+        WaitingReason.CAPACITY, queue_position=3, limit=4, in_use=3
+    )
