@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     topic_execution_events: str = "execution-events"
     topic_execution_dlq: str = "execution-dlq"
     topic_trigger_waiting: str = "trigger-waiting"
+    topic_execution_commands: str = "execution-commands"
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = Field(default=6066, ge=0, le=65535)
     worker_data_dir: str | None = None
@@ -94,6 +95,27 @@ class Settings(BaseSettings):
     dispatch_retry_max_seconds: float = Field(default=300.0, gt=0)
     dispatch_retry_check_seconds: float = Field(default=1.0, gt=0)
 
+    # A dispatched or running execution asked to cancel is canceled when its runner confirms, or
+    # when this grace period has passed without an answer.
+    cancel_grace_seconds: float = Field(default=60.0, gt=0)
+    # A new trigger of these jit_event_names cancels the older one of the same tenant, asset, plan
+    # item, job (and pull request) still pending (GitHub's concurrency groups); the second list also
+    # a running one.
+    supersede_events: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["pull_request_updated"])
+    supersede_in_progress_events: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A runner's failure reported `retryable` is dispatched again, up to this many attempts in all,
+    # after a backoff from the first to the max, doubling.
+    max_attempts: int = Field(default=3, ge=1)
+    retry_first_seconds: float = Field(default=10.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    # Priority classes 0-9, higher first: a trigger's own `priority`, else its jit_event_name's here,
+    # else the default. A waiting execution gains one class per `priority_aging_seconds`.
+    default_priority: int = Field(default=0, ge=0, le=9)
+    event_priorities: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: {"pull_request_created": 5, "pull_request_updated": 5}
+    )
+    priority_aging_seconds: float = Field(default=600.0, gt=0)
+
     log_level: str = "INFO"
     event_loop: EventLoop = "uvloop"
 
@@ -101,6 +123,16 @@ class Settings(BaseSettings):
     @classmethod
     def _tenant_limits_at_least_one(cls, value: object) -> object:
         return _tenant_limits(value)
+
+    @field_validator("supersede_events", "supersede_in_progress_events", mode="before")
+    @classmethod
+    def _event_names(cls, value: object) -> object:
+        return _names(value)
+
+    @field_validator("event_priorities", mode="before")
+    @classmethod
+    def _priorities_are_classes(cls, value: object) -> object:
+        return _priorities(value)
 
     def to_environment(self, *, only_set: bool = False) -> dict[str, str]:
         """These settings as the environment variables that would give them to another process
@@ -128,6 +160,7 @@ class Settings(BaseSettings):
             self.topic_execution_events,
             self.topic_execution_dlq,
             self.topic_trigger_waiting,
+            self.topic_execution_commands,
         ]
 
     def compacted_topics(self) -> frozenset[str]:
@@ -153,6 +186,40 @@ def _tenant_limits(value: object) -> object:
     if problem is not None:
         raise ValueError(problem)
     return value
+
+
+def _names(value: object) -> object:
+    """A JSON list of names, or names separated by commas."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not JSON ({error})") from None
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _priorities(value: object) -> object:
+    """A JSON object of priority classes 0-9 by jit_event_name."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not JSON ({error})") from None
+    problem = _priorities_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _priorities_problem(value: object) -> str | None:
+    if not isinstance(value, Mapping):
+        return 'expected a JSON object of priorities by jit_event_name, e.g. {"push": 5}'
+    for name, priority in value.items():
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+            return f"event {name!r} priority {json.dumps(priority, default=repr)} must be 0-9"
+    return None
 
 
 def _limits_problem(value: object) -> str | None:

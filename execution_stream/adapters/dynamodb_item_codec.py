@@ -7,10 +7,18 @@ from typing import Any
 from execution_stream.adapters.dynamodb_keys import KEY_ATTRIBUTES, execution_keys
 from execution_stream.domain.models import Execution
 
+# Fields stored only when they differ from these: the seed's item shape stays as it is until an
+# execution is given a priority or retried.
+UNSTORED_DEFAULTS = {"priority": 0, "attempt": 1}
+
 
 def execution_to_item(execution: Execution) -> dict[str, Any]:
-    """The item to store: every set field of `execution` plus its key attributes."""
+    """The item to store: every set field of `execution` (those at UNSTORED_DEFAULTS left out) plus
+    its key attributes."""
     item: dict[str, Any] = execution.model_dump(exclude_none=True)
+    for name, default in UNSTORED_DEFAULTS.items():
+        if item.get(name) == default:
+            del item[name]
     item["status"] = execution.status.value
     item["steps"] = [
         {"name": step["name"], "params": step["params"], "uses": step["uses"]} for step in item["steps"]

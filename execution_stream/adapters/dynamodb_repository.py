@@ -21,17 +21,17 @@ from execution_stream.adapters.dynamodb_client import (
     translate,
 )
 from execution_stream.adapters.dynamodb_item_codec import execution_from_item, execution_to_item
+from execution_stream.adapters.dynamodb_listing import list_executions
 from execution_stream.adapters.dynamodb_reads import DynamoDBExecutionReader
 from execution_stream.domain.backoff import backoff_seconds
 from execution_stream.domain.executions import apply_status
 from execution_stream.domain.lifecycle import allowed_predecessors
-from execution_stream.domain.models import Asset, Execution
+from execution_stream.domain.models import Asset, Attempt, Execution
 from execution_stream.domain.store import (
     CreateResult,
     ExecutionKey,
     ExecutionPage,
     ExecutionQuery,
-    PageKey,
     QueueSnapshot,
     RepositoryError,
     RepositoryUnavailableError,
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 _NOT_STORED = "attribute_not_exists(PK)"
+# Items written before attempts were counted are at their first.
+_FIRST_ATTEMPT = "(attempt = :attempt OR attribute_not_exists(attempt))"
 BATCH_GET_KEYS = 100  # DynamoDB's limit for one BatchGetItem
 UNPROCESSED_KEYS_ROUNDS = 4
 # A module-level name: inside the class, `list` is the method.
@@ -184,9 +186,63 @@ class DynamoDBExecutionRepository:
         if not applied:
             return StatusUpdateResult(UpdateOutcome.REFUSED, old.status, old, held)
         updated = apply_status(old, change.status, change.at, change.has_findings, change.error)
+        fields: dict[str, Any] = {**change.run_fields(), **change.cancel_fields()}
         if change.deadline_at is not None:
-            updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
+            fields["deadline_at"] = format_timestamp(change.deadline_at)
+        updated = Execution.model_validate({**updated.model_dump(), **fields}) if fields else updated
         return StatusUpdateResult(UpdateOutcome.APPLIED, old.status, updated, held)
+
+    async def request_cancel(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        """Marks a dispatched or running execution asked to cancel, once: APPLIED with the item
+        afterwards, else REFUSED with the item as found (not under way, or asked already)."""
+        request = dynamodb_status.cancel_request(change)
+        item, applied = await self._update_item(key, "ALL_NEW", request, "request a cancel")
+        if item is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        stored = execution_from_item(item)
+        outcome = UpdateOutcome.APPLIED if applied else UpdateOutcome.REFUSED
+        return StatusUpdateResult(outcome, stored.status, stored)
+
+    async def replace_attempt(self, before: Execution, after: Execution) -> StatusUpdateResult:
+        """Stores `after` (the execution's next attempt) over the item, if the item is still the
+        attempt `before` was read as: same status, dispatch time and attempt number."""
+        try:
+            await self._client.put_item(
+                TableName=self._table,
+                Item=to_attribute_values(execution_to_item(after)),
+                ConditionExpression="#status = :status AND dispatched_at = :dispatched AND "
+                + (_FIRST_ATTEMPT if before.attempt == 1 else "attempt = :attempt"),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": {"S": before.status.value},
+                    ":dispatched": {"S": before.dispatched_at or ""},
+                    ":attempt": {"N": str(before.attempt)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise translate(error, "retry an execution") from error
+            seen = await self._seen_item(error, ExecutionKey.of(before))
+            stored = execution_from_item(seen) if seen is not None else None
+            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status if stored else None, stored)
+        except BotoCoreError as error:
+            raise translate(error, "retry an execution") from error
+        return StatusUpdateResult(UpdateOutcome.APPLIED, before.status, after)
+
+    async def record_attempts(self, execution: Execution, attempts: Sequence[Attempt]) -> None:
+        """Writes the attempts list of an ended execution, unless it grew since it was read."""
+        update = {
+            "UpdateExpression": "SET attempts = :attempts",
+            "ConditionExpression": "attribute_exists(PK) AND size(attempts) = :count",
+            "ExpressionAttributeValues": {
+                ":attempts": to_attribute_values({"a": [a.model_dump(exclude_none=True) for a in attempts]})[
+                    "a"
+                ],
+                ":count": {"N": str(len(execution.attempts or ()))},
+            },
+        }
+        await self._update_item(ExecutionKey.of(execution), "ALL_NEW", update, "record the attempts")
 
     async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         """One conditional UpdateItem appending the report; a report held already is HELD again."""
@@ -236,33 +292,7 @@ class DynamoDBExecutionRepository:
         return execution_from_item(item)
 
     async def list(self, query: ExecutionQuery) -> ExecutionPage:
-        """Newest first; `next_key` is None exactly when no item follows (reads one extra)."""
-        index = keys.index_for_filter(query.tenant_id, query.status, query.plan_item_slug)
-        start = _start_key(query, index) if query.start_after is not None else None
-        items = await self._query(index, query.limit + 1, start)
-        page = [execution_from_item(item) for item in items[: query.limit]]
-        if len(items) <= query.limit:
-            return ExecutionPage(page, None)
-        last = items[query.limit - 1]
-        return ExecutionPage(page, {name: str(last[name]) for name in index.page_key_names})
-
-    async def _query(self, index: keys.IndexQuery, wanted: int, start: dict[str, Any] | None) -> Items:
-        """Up to `wanted` items, newest first. DynamoDB ends a response at 1 MB with a
-        LastEvaluatedKey: the query goes on from it, so the result is short only at the end."""
-        items: Items = []
-        for _ in range(wanted):  # without a filter, every response holds at least one item
-            request = _list_request(self._table, index, wanted - len(items))
-            if start is not None:
-                request["ExclusiveStartKey"] = start
-            try:
-                response = await self._client.query(**request)
-            except (ClientError, BotoCoreError) as error:
-                raise translate(error, "list executions") from error
-            items.extend(from_attribute_values(item) for item in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if start is None or len(items) >= wanted:
-                return items
-        raise RepositoryError(f"list executions: fewer than {wanted} items after {wanted} queries")
+        return await list_executions(self._client, self._table, query)
 
     async def find(self, tenant_id: str, execution_id: str) -> Execution | None:
         return await self._reads.find(tenant_id, execution_id)
@@ -282,21 +312,3 @@ def _primary_key(key: ExecutionKey) -> dict[str, Any]:
         keys.PK: {"S": keys.partition_key(key.tenant_id)},
         keys.SK: {"S": keys.sort_key(key.jit_event_id, key.execution_id)},
     }
-
-
-def _list_request(table: str, index: keys.IndexQuery, limit: int) -> dict[str, Any]:
-    return {
-        "TableName": table,
-        "IndexName": index.index.value,
-        "KeyConditionExpression": "#pk = :pk",
-        "ExpressionAttributeNames": {"#pk": index.partition_key_name},
-        "ExpressionAttributeValues": {":pk": {"S": index.partition_key_value}},
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-
-
-def _start_key(query: ExecutionQuery, index: keys.IndexQuery) -> dict[str, Any]:
-    start: PageKey = query.start_after or {}
-    keys.check_page_key(start, query.tenant_id, index)
-    return {name: {"S": value} for name, value in start.items()}

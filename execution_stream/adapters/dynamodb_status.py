@@ -27,6 +27,8 @@ def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) 
     """
     time_field = STATUS_TIME_FIELD[change.status]
     predecessors = sorted(allowed_predecessors(change.status))
+    if change.only_from is not None:
+        predecessors = [status for status in predecessors if status is change.only_from]
     values: dict[str, Any] = {
         ":status": {"S": change.status.value},
         ":gsi2": {"S": keys.gsi2_pk(key.tenant_id, change.status)},
@@ -48,6 +50,9 @@ def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) 
     if change.deadline_at is not None:
         values[":deadline"] = {"S": format_timestamp(change.deadline_at)}
         assignments.append("deadline_at = :deadline")
+    for name, value in (change.run_fields() | change.cancel_fields()).items():
+        values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": value}
+        assignments.append(f"{name} = :{name}")
     expression = f"SET {', '.join(assignments)}"
     if change.error is None:
         expression += " REMOVE #error"
@@ -63,6 +68,34 @@ def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) 
         "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
         "ExpressionAttributeValues": values,
     }
+
+
+def cancel_request(change: StatusChange) -> dict[str, Any]:
+    """SET when and why a cancel was asked for, on a dispatched or running item, once."""
+    names = {"#status": "status", "#requested": "cancel_requested_at"}
+    values: dict[str, Any] = {
+        ":at": {"S": format_timestamp(change.at)},
+        ":dispatched": {"S": ExecutionStatus.DISPATCHED.value},
+        ":running": {"S": ExecutionStatus.RUNNING.value},
+    }
+    assignments = ["#requested = :at"]
+    for name, value in change.cancel_fields().items():
+        values[f":{name}"] = {"S": value}
+        assignments.append(f"{name} = :{name}")
+    return {
+        "UpdateExpression": f"SET {', '.join(assignments)}",
+        "ConditionExpression": (
+            "attribute_exists(PK) AND #status IN (:dispatched, :running) AND attribute_not_exists(#requested)"
+        ),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def attempts_record(attempts_before: int) -> str:
+    """The condition under which the attempts list is written: it still has the length it was read
+    with (a replay finds it longer, and writes nothing)."""
+    return "attribute_exists(PK) AND size(attempts) = :count" if attempts_before else "attribute_exists(PK)"
 
 
 def asset_completion(asset: Asset) -> dict[str, Any]:
@@ -89,12 +122,15 @@ def asset_completion(asset: Asset) -> dict[str, Any]:
 
 def held_report_text(change: StatusChange) -> str:
     """One held report as stored: canonical JSON, so that the same report held twice is found."""
-    report = {
+    report: dict[str, Any] = {
         "status": change.status.value,
         "at": format_timestamp(change.at),
         "has_findings": change.has_findings,
         "error": change.error,
     }
+    if change.retryable:
+        report["retryable"] = True
+    report.update(change.run_fields())
     return json.dumps(report, sort_keys=True, separators=(",", ":"))
 
 
@@ -107,6 +143,9 @@ def held_reports_of(item: Mapping[str, Any]) -> tuple[StatusChange, ...]:
             parse_timestamp(report["at"]),
             has_findings=report["has_findings"],
             error=report["error"],
+            retryable=report.get("retryable", False),
+            html_url=report.get("html_url"),
+            run_ref=report.get("run_ref"),
         )
         for report in reports
     )

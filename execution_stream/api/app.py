@@ -10,20 +10,24 @@ from execution_stream.api.cursors import CursorCodec, cursor_key
 from execution_stream.api.metrics import ApiMetrics
 from execution_stream.api.middleware import json_errors
 from execution_stream.api.openapi import openapi_document
-from execution_stream.api.ports import ExecutionReader
+from execution_stream.api.ports import CommandPublisher, ExecutionReader
 from execution_stream.settings import Settings
 
-# Every endpoint is a GET: a request body has no use here.
+# No endpoint reads a request body (a cancel takes none).
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 
-def build_api(settings: Settings, reader: ExecutionReader) -> web.Application:
-    """Raises AuthConfigurationError or CursorConfigurationError when no key is configured."""
+def build_api(
+    settings: Settings, reader: ExecutionReader, commands: CommandPublisher | None = None
+) -> web.Application:
+    """Raises AuthConfigurationError or CursorConfigurationError when no key is configured. Without
+    `commands`, a cancel answers 503."""
     context = handlers.ApiContext(
         reader=reader,
         verifier=TokenVerifier.from_settings(settings),
         cursors=CursorCodec(cursor_key(settings)),
         openapi_json=handlers.encode_document(openapi_document()),
+        commands=commands,
     )
     metrics = ApiMetrics()
     # Outermost first: errors are turned into responses before they are counted.
@@ -33,6 +37,7 @@ def build_api(settings: Settings, reader: ExecutionReader) -> web.Application:
     app[handlers.CONTEXT] = context
     app.router.add_get("/executions", handlers.list_executions)
     app.router.add_get("/executions/{execution_id}", handlers.get_execution)
+    app.router.add_post("/executions/{execution_id}/cancel", handlers.cancel_execution)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/openapi.json", handlers.openapi)

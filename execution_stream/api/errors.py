@@ -10,6 +10,7 @@ from aiohttp import web
 BAD_REQUEST = 400
 UNAUTHORIZED = 401
 NOT_FOUND = 404
+CONFLICT = 409
 SERVICE_UNAVAILABLE = 503
 INTERNAL_ERROR = 500
 
@@ -51,6 +52,16 @@ class UnauthorizedError(ApiError):
 class NotFoundError(ApiError):
     def __init__(self, message: str) -> None:
         super().__init__(NOT_FOUND, "not_found", message)
+
+
+class ConflictError(ApiError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(CONFLICT, code, message)
+
+
+class UnavailableError(ApiError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(SERVICE_UNAVAILABLE, code, message, {"Retry-After": "1"})
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

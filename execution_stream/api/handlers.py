@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -15,19 +16,24 @@ from execution_stream.api.auth import TokenVerifier
 from execution_stream.api.cursors import CursorCodec
 from execution_stream.api.errors import (
     SERVICE_UNAVAILABLE,
+    ConflictError,
     NotFoundError,
     UnauthorizedError,
+    UnavailableError,
     error_response,
 )
 from execution_stream.api.items import api_items
-from execution_stream.api.ports import ExecutionReader
+from execution_stream.api.ports import CommandPublisher, ExecutionReader
 from execution_stream.api.validation import parse_execution_id, parse_list_parameters
+from execution_stream.domain.commands import CancelCommand, CommandsUnavailableError
+from execution_stream.domain.lifecycle import TERMINAL_STATUSES
 from execution_stream.domain.models import Execution
 from execution_stream.domain.store import ExecutionQuery, RepositoryError
 
 logger = logging.getLogger("execution_stream.api")
 
 READINESS_TIMEOUT_SECONDS = 5.0
+ACCEPTED = 202
 
 
 def _request_key(name: str) -> Any:
@@ -46,6 +52,7 @@ class ApiContext:
     verifier: TokenVerifier
     cursors: CursorCodec
     openapi_json: bytes
+    commands: CommandPublisher | None = None
 
 
 CONTEXT: web.AppKey[ApiContext] = web.AppKey("execution_stream_api")
@@ -98,6 +105,38 @@ async def get_execution(request: web.Request) -> web.Response:
     _check_tenant([execution], tenant_id)
     (item,) = await api_items(context.reader, tenant_id, [execution])
     return web.json_response(item)
+
+
+async def cancel_execution(request: web.Request) -> web.Response:
+    """202 once the cancel is on execution-commands; the worker cancels it (pipeline/commands.py)."""
+    context = request.app[CONTEXT]
+    tenant_id = authenticate(request)
+    execution_id = parse_execution_id(request.match_info["execution_id"], request.query)
+    execution = await context.reader.find(tenant_id, execution_id)
+    if execution is None:
+        raise NotFoundError(f"no execution {execution_id!r}")
+    _check_tenant([execution], tenant_id)
+    if execution.status in TERMINAL_STATUSES:
+        raise ConflictError(
+            "already_final", f"execution {execution_id!r} is already {execution.status.value}"
+        )
+    if context.commands is None:
+        raise UnavailableError("commands_unavailable", "this API sends no commands")
+    command = CancelCommand(
+        tenant_id=tenant_id,
+        execution_id=execution_id,
+        jit_event_id=execution.jit_event_id,
+        requested_at=datetime.now(UTC),
+    )
+    try:
+        await context.commands.send(command)
+    except CommandsUnavailableError as error:
+        logger.warning(json.dumps({"event": "command_not_sent", "reason": str(error)}))
+        raise UnavailableError(
+            "commands_unavailable", "the cancel could not be sent now; try again"
+        ) from None
+    body = {"execution_id": execution_id, "status": execution.status.value, "cancel": "requested"}
+    return web.json_response(body, status=ACCEPTED)
 
 
 def _check_tenant(executions: Sequence[Execution], tenant_id: str) -> None:

@@ -16,7 +16,7 @@ from execution_stream.api.ports import ExecutionReader
 from execution_stream.domain.models import Execution
 from execution_stream.domain.waiting import Waiting, runners_to_look_up, waiting_of
 
-HIDDEN_FIELDS = ("waiting_for_asset", "queue_index", "traceparent", "tracestate")
+HIDDEN_FIELDS = ("waiting_for_asset", "queue_index", "queue_priority", "traceparent", "tracestate")
 
 
 async def api_items(

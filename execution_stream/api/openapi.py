@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from execution_stream.api.openapi_lifecycle import (
+    attempt_schema,
+    cancel_accepted_schema,
+    cancel_operation,
+    lifecycle_properties,
+)
 from execution_stream.api.validation import (
     DEFAULT_LIMIT,
     EXECUTION_ID_PATTERN,
@@ -30,9 +36,10 @@ _WAITING = (
     "wait (admitted and being dispatched, or no queue snapshot yet)."
 )
 _POSITION = (
-    "With waiting_reason 'capacity': 1 is the next execution to be admitted; else null. At most "
-    "~1 s behind the worker, and it counts executions cancelled while waiting ahead of this one "
-    "until the head of the queue passes them, so it may overstate the position by that many."
+    "With waiting_reason 'capacity': 1 is the next execution to be admitted; else null. It counts "
+    "the executions of higher priority classes waiting, then those of its own class ahead of it. "
+    "An estimate: at most ~1 s behind the worker, aging may reorder classes, and executions "
+    "cancelled while waiting ahead are counted until the head of the queue passes them."
 )
 _CAPACITY_ONLY = "With waiting_reason 'capacity' only (at most ~1 s behind the worker): "
 
@@ -59,6 +66,7 @@ def _execution_schema() -> dict[str, Any]:
     properties.update({f"{name}_at_ts": _NULLABLE_INTEGER for name in later})
     properties["error"] = _NULLABLE_STRING
     properties.update(_waiting_properties())
+    properties.update(lifecycle_properties())
     properties.update(
         status={"type": "string", "enum": [status.value for status in ExecutionStatus]},
         has_findings={"type": "boolean"},
@@ -71,8 +79,8 @@ def _execution_schema() -> dict[str, Any]:
         "description": (
             "One execution, shaped as the stored item (the seed's example), key attributes "
             "(PK, SK, GSI1PK..GSI4SK, and GSI5PK on items stored since it exists) included; the "
-            "worker's queue bookkeeping (waiting_for_asset, queue_index) is shown as waiting_reason "
-            "and queue_position instead. Timestamps are UTC, "
+            "worker's queue bookkeeping (waiting_for_asset, queue_index, queue_priority) is shown "
+            "as waiting_reason and queue_position instead. Timestamps are UTC, "
             "'YYYY-MM-DDTHH:MM:SS.ffffff' without offset; *_ts are Unix epoch seconds."
         ),
         "required": [
@@ -104,6 +112,8 @@ def _waiting_properties() -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     return {
         "Execution": _execution_schema(),
+        "Attempt": attempt_schema(),
+        "CancelAccepted": cancel_accepted_schema(),
         "Step": {
             "type": "object",
             "required": ["name", "uses", "params"],
@@ -257,6 +267,7 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/executions/{execution_id}": {"get": _get_execution_operation()},
+        "/executions/{execution_id}/cancel": {"post": cancel_operation(_execution_id_parameter(), _error)},
         "/healthz": {"get": _health_operation("The process is up", unavailable=False)},
         "/readyz": {"get": _health_operation("DynamoDB is reachable", unavailable=True)},
         "/openapi.json": {

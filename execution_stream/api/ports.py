@@ -1,10 +1,12 @@
-"""What the API reads from the store: a tenant's executions page by page, one execution, the
-queue snapshots that say why pending ones wait, and whether the store answers at all."""
+"""What the API reads from the store (a tenant's executions page by page, one execution, the queue
+snapshots that say why pending ones wait, and whether the store answers at all), and where it sends
+commands to the worker."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from execution_stream.domain.commands import CancelCommand
 from execution_stream.domain.models import Execution
 from execution_stream.domain.store import ExecutionPage, ExecutionQuery, QueueSnapshot
 
@@ -21,3 +23,9 @@ class ExecutionReader(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+
+class CommandPublisher(Protocol):
+    async def send(self, command: CancelCommand) -> None:
+        """Returns once the command is on its topic; raises CommandsUnavailableError."""
+        ...

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from execution_stream.adapters.dynamodb_repository import open_repository
+from execution_stream.adapters.kafka_commands import KafkaCommandPublisher
 from execution_stream.api.access_log import ACCESS_LOGGER, JsonAccessLogger
 from execution_stream.api.app import build_api
 from execution_stream.event_loop import use_event_loop
@@ -38,11 +39,19 @@ async def serve_until_stopped(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    commands = KafkaCommandPublisher(
+        settings.kafka_bootstrap_servers,
+        settings.topic_execution_commands,
+        settings.kafka_connect_timeout_seconds,
+    )
     async with open_repository(settings) as repository:
-        app = build_api(settings, repository)
-        async with serving(app, settings.api_host, settings.api_port) as url:
-            logger.info(json.dumps({"event": "api_listening", "url": url}))
-            await stop.wait()
+        app = build_api(settings, repository, commands)
+        try:
+            async with serving(app, settings.api_host, settings.api_port) as url:
+                logger.info(json.dumps({"event": "api_listening", "url": url}))
+                await stop.wait()
+        finally:
+            await commands.stop()
     logger.info(json.dumps({"event": "api_stopped"}))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from execution_stream.dev_stack.dev_tokens import DEV_TENANT
-from execution_stream.pipeline.dispatches import GITHUB_ACTIONS
+from execution_stream.domain.enrichment import GITHUB_ACTIONS
 
 SEED_TENANT = "92c4b3cc-ebdb-4662-8dbd-765a2e3b3af4"
 TOPIC_RUNNER = "jit_runner"

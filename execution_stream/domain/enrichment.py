@@ -34,13 +34,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from execution_stream.domain.models import Execution, Step
 from execution_stream.domain.timestamps import format_timestamp
 
+# The runner that GitHub Actions is; every other runner is fed through `runner-jobs`.
+GITHUB_ACTIONS = "github_actions"
 GITHUB_INPUT_NAMES = (
     "tenant_id",
     "jit_event_id",
@@ -92,17 +94,24 @@ class AssetContext(BaseModel):
 
 
 class StatusReportTarget(BaseModel):
+    """Where a runner reports, and under which fields of a report it names its own run (stored on
+    the execution, shown by the API)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     topic: str
     key: str
+    run_ref_field: Literal["run_ref"] = "run_ref"
+    html_url_field: Literal["html_url"] = "html_url"
 
 
 class DispatchedJob(BaseModel):
-    """What a topic-fed runner receives on `runner-jobs`."""
+    """What a topic-fed runner receives on `runner-jobs` (a `type: "cancel"` record asks it to stop
+    one: domain/commands.py)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    type: Literal["job"] = "job"
     tenant_id: str
     jit_event_id: str
     execution_id: str
@@ -113,6 +122,8 @@ class DispatchedJob(BaseModel):
     timeout_seconds: int
     report_status_to: StatusReportTarget
     deadline_at: str
+    # 1 for the first dispatch, one more for each retry of a retryable failure.
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ def build_dispatched_job(
         timeout_seconds=timeout_seconds,
         report_status_to=StatusReportTarget(topic=status_topic, key=execution.tenant_id),
         deadline_at=format_timestamp(now + timedelta(seconds=timeout_seconds)),
+        attempt=execution.attempt,
     )
 
 

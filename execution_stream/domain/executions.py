@@ -38,10 +38,15 @@ class TransitionNotAllowedError(ValueError):
 
 
 def build_execution(
-    event: TriggerEvent, asset: Asset, now: datetime, trace: TraceContext | None = None
+    event: TriggerEvent,
+    asset: Asset,
+    now: datetime,
+    trace: TraceContext | None = None,
+    *,
+    priority: int | None = None,
 ) -> Execution:
     """A new pending execution of the event's job on `asset`, created at `now`, carrying the
-    trigger's trace context."""
+    trigger's trace context, in priority class `priority` (default: the trigger's own, else 0)."""
     check_asset_matches(asset, event.tenant_id, event.asset_id, event.additional_attributes)
     first_step = event.steps[0]
     return Execution(
@@ -63,6 +68,7 @@ def build_execution(
         control_name=first_step.name,
         control_image=first_step.uses,
         status=ExecutionStatus.PENDING,
+        priority=priority if priority is not None else event.priority or 0,
         created_at=format_timestamp(now),
         created_at_ts=epoch_seconds(now),
         traceparent=trace.traceparent if trace is not None else None,
@@ -109,14 +115,14 @@ def previous_status(execution: Execution) -> ExecutionStatus:
 
 
 def build_waiting_execution(
-    event: TriggerEvent, now: datetime, trace: TraceContext | None = None
+    event: TriggerEvent, now: datetime, trace: TraceContext | None = None, *, priority: int | None = None
 ) -> Execution:
     """The pending execution of a trigger whose asset is not known yet: stored at once, so that it is
     seen waiting, with the asset's fields empty until the asset arrives."""
     placeholder = Asset(
         asset_id=event.asset_id, tenant_id=event.tenant_id, asset_name="", asset_type="", vendor="", owner=""
     )
-    execution = build_execution(event, placeholder, now, trace)
+    execution = build_execution(event, placeholder, now, trace, priority=priority)
     return execution.model_copy(update={"waiting_for_asset": event.asset_id})
 
 

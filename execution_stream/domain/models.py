@@ -28,6 +28,8 @@ MAX_ERROR_LENGTH = 4096
 KEY_SEPARATOR = "#"
 EARLIEST_CREATED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CREATED_AT_AHEAD = timedelta(hours=1)
+MAX_URL_LENGTH = 2048
+MIN_PRIORITY, MAX_PRIORITY = 0, 9
 
 
 class ExecutionStatus(StrEnum):
@@ -88,6 +90,28 @@ StepUses = Annotated[
 ErrorText = Annotated[str, AfterValidator(_truncate_error)]
 
 
+class CancelReason(StrEnum):
+    REQUESTED = "requested"  # by a user (the API) or a service (execution-commands)
+    SUPERSEDED = "superseded"  # by a newer trigger of the same tenant, asset, plan item and job
+
+
+class Attempt(BaseModel):
+    """One dispatch of an execution that was retried, as it ended."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    number: int
+    status: ExecutionStatus
+    dispatched_at: str | None = None
+    registered_at: str | None = None
+    ended_at: str
+    error: str | None = None
+    retryable: bool = False
+    workflow_run_id: int | None = None
+    html_url: str | None = None
+    run_ref: str | None = None
+
+
 class Step(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -113,6 +137,8 @@ class TriggerEvent(BaseModel):
     job_runner: Name
     additional_attributes: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
+    # 0-9, higher admitted first; without it, the class its jit_event_name is given by the settings.
+    priority: int | None = Field(default=None, ge=MIN_PRIORITY, le=MAX_PRIORITY)
 
     @field_validator("created_at")
     @classmethod
@@ -194,12 +220,25 @@ class Execution(CarriesTrace):
     completed_at: str | None = None
     completed_at_ts: int | None = None
     error: str | None = None
+    priority: int = 0
+    # The job's run at its runner: GitHub's workflow run, or the reference a topic-fed runner reports.
+    workflow_run_id: int | None = None
+    html_url: str | None = None
+    run_ref: str | None = None
+    # 1 for the first dispatch; a retry of a retryable failure adds one. `attempts` lists every
+    # attempt of an execution that was retried (none for one that ran once).
+    attempt: int = 1
+    attempts: list[Attempt] | None = None
+    cancel_requested_at: str | None = None
+    cancel_reason: CancelReason | None = None
+    superseded_by: str | None = None
     # Set once at dispatch: the runner, the watchdog and the slot's lease all go by it.
     deadline_at: str | None = None
     # While the trigger waits for its asset: that asset's id (asset_name, asset_type, vendor are "").
     waiting_for_asset: str | None = None
     # Where the execution entered its runner's queue when it had to wait for capacity.
     queue_index: int | None = None
+    queue_priority: int | None = None
 
     @property
     def status_changed_at(self) -> str:
@@ -220,6 +259,13 @@ class ExecutionStatusUpdate(BaseModel):
     has_findings: bool = False
     error: ErrorText | None = None
     at: datetime
+    # With `failed`: an infrastructure failure (the runner died, a timeout before the job started),
+    # dispatched again up to the service's max attempts.
+    retryable: bool = False
+    attempt: int | None = Field(default=None, ge=1)
+    # The runner's own reference of its run, and where people see it.
+    run_ref: Identifier | None = None
+    html_url: Annotated[str, StringConstraints(max_length=MAX_URL_LENGTH)] | None = None
 
     @field_validator("at")
     @classmethod
@@ -241,6 +287,12 @@ class ExecutionEvent(BaseModel):
     error: str | None
     at: str
     created_at: str | None = None
+    attempt: int = 1
+    workflow_run_id: int | None = None
+    html_url: str | None = None
+    run_ref: str | None = None
+    cancel_reason: CancelReason | None = None
+    superseded_by: str | None = None
 
     @classmethod
     def from_change(cls, execution: Execution, previous_status: ExecutionStatus | None) -> "ExecutionEvent":
@@ -256,4 +308,10 @@ class ExecutionEvent(BaseModel):
             error=execution.error,
             at=execution.status_changed_at,
             created_at=execution.created_at,
+            attempt=execution.attempt,
+            workflow_run_id=execution.workflow_run_id,
+            html_url=execution.html_url,
+            run_ref=execution.run_ref,
+            cancel_reason=execution.cancel_reason,
+            superseded_by=execution.superseded_by,
         )

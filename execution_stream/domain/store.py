@@ -7,11 +7,12 @@ steps, `api.ports.ExecutionReader` for the API.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
-from execution_stream.domain.models import Execution, ExecutionStatus
+from execution_stream.domain.models import CancelReason, Execution, ExecutionStatus
 
 
 class RepositoryError(Exception):
@@ -60,6 +61,26 @@ class StatusChange:
     error: str | None = None
     # Set with `dispatched`: the moment the job runs out of time.
     deadline_at: datetime | None = None
+    retryable: bool = False
+    # The run at its runner (GitHub's at dispatch, a topic-fed runner's with its reports): stored
+    # when given, kept when not.
+    workflow_run_id: int | None = None
+    html_url: str | None = None
+    run_ref: str | None = None
+    # With `canceled`: why, and (superseded) by which execution; `only_from` limits where it may
+    # come from (a cancel of a pending execution must not cancel one its runner has now).
+    cancel_reason: CancelReason | None = None
+    superseded_by: str | None = None
+    only_from: ExecutionStatus | None = None
+
+    def run_fields(self) -> dict[str, int | str]:
+        """The run reference it brings, by field name (the ones it does not know are left out)."""
+        fields = {"workflow_run_id": self.workflow_run_id, "html_url": self.html_url, "run_ref": self.run_ref}
+        return {name: value for name, value in fields.items() if value is not None}
+
+    def cancel_fields(self) -> dict[str, str]:
+        fields = {"cancel_reason": self.cancel_reason, "superseded_by": self.superseded_by}
+        return {name: str(value) for name, value in fields.items() if value is not None}
 
 
 class UpdateOutcome(StrEnum):
@@ -68,6 +89,8 @@ class UpdateOutcome(StrEnum):
     NOT_FOUND = "not_found"
     # A runner's report that came before the job's `dispatched` mark, kept on the item until then.
     HELD = "held"
+    # A retryable failure: the execution is pending again for its next attempt.
+    RETRIED = "retried"
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,13 @@ class ExecutionPage:
     next_key: PageKey | None
 
 
+class QueueClass(NamedTuple):
+    """One priority class of a runner's queue in a snapshot."""
+
+    head_index: int  # the queue_index of the class's next execution to be admitted
+    queued: int
+
+
 @dataclass(frozen=True)
 class QueueSnapshot:
     """The worker's latest view of one tenant's queue for one runner (at most ~1 s behind it)."""
@@ -109,7 +139,12 @@ class QueueSnapshot:
     job_runner: str
     limit: int
     in_use: int
-    head_index: int  # the queue_index of the next execution to be admitted
-    queued: int
+    head_index: int  # class 0's queue_index of the next execution to be admitted
+    queued: int  # in every class
     version: int
     updated_at: str
+    # Per priority class; empty in a snapshot written before classes existed (all is class 0).
+    classes: Mapping[int, QueueClass] = field(default_factory=dict)
+
+    def class_queues(self) -> Mapping[int, QueueClass]:
+        return self.classes or {0: QueueClass(self.head_index, self.queued)}

@@ -17,12 +17,23 @@ from functools import partial
 from typing import Any
 
 from execution_stream.domain import commits
-from execution_stream.domain.allocation import Admission, Allocator, Memory, Result
-from execution_stream.domain.models import ExecutionStatus, ExecutionStatusUpdate
+from execution_stream.domain.allocation import (
+    DEFAULT_AGING_SECONDS,
+    Admission,
+    Allocator,
+    Memory,
+    Overdue,
+    Result,
+    SupersedeGroup,
+)
+from execution_stream.domain.commands import CancelCommand
+from execution_stream.domain.models import CancelReason, ExecutionStatus, ExecutionStatusUpdate
 from execution_stream.domain.trace import TraceContext
 from execution_stream.pipeline.messages import (
+    AllocationCancelRequested,
     AllocationLease,
     AllocationMessageType,
+    AllocationRedispatch,
     AllocationRefill,
     AllocationRelease,
     AllocationRequest,
@@ -57,18 +68,22 @@ class AllocationStep:
     memory: Memory
     queue_view: QueueView
     now: Callable[[], datetime]
+    aging_seconds: float = DEFAULT_AGING_SECONDS
     # Retries sent by this worker, by execution id, with the retry time they answered.
     _retries_sent: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.allocator = Allocator(self.table, self.limits.of, self.memory)
+        self.allocator = self._allocator(self.table)
+
+    def _allocator(self, table: Mapping[str, Any]) -> Allocator:
+        return Allocator(table, self.limits.of, self.memory, aging_seconds=self.aging_seconds)
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         """The records' effects in their order, each with its table writes to apply once they are
         sent. Each decision sees the writes of those before it in the batch."""
         effects = Effects()
         pending = commits.Pending(self.table)
-        allocator = Allocator(pending, self.limits.of, self.memory)
+        allocator = self._allocator(pending)
         for record in records:
             message = decode_keyed_by_tenant(allocation_message, record)
             if isinstance(message, Outgoing):
@@ -87,9 +102,8 @@ class AllocationStep:
         allocator = allocator or self.allocator
         now, tenant = self.now().timestamp(), message.tenant_id
         if isinstance(message, AllocationRequest):
-            ids = (tenant, message.execution_id, message.jit_event_id, message.job_runner)
-            result = allocator.request(*ids, now=now, trace=message.trace)
-        elif isinstance(message, AllocationRelease):
+            return self._request(message, allocator, now)
+        if isinstance(message, AllocationRelease):
             result = allocator.release(tenant, message.execution_id, message.job_runner or None, now=now)
         elif isinstance(message, AllocationLease):
             deadline = message.deadline_at.timestamp()
@@ -103,9 +117,41 @@ class AllocationStep:
                 attempt=message.attempt,
                 reason=message.reason,
             )
+        elif isinstance(message, AllocationRedispatch):
+            retry_at = message.retry_at.timestamp()
+            result = allocator.redispatch(
+                tenant, message.execution_id, message.job_runner, retry_at=retry_at, now=now
+            )
+        elif isinstance(message, AllocationCancelRequested):
+            confirm_by = message.confirm_by.timestamp()
+            result = allocator.cancel_requested(
+                tenant, message.execution_id, message.job_runner, confirm_by=confirm_by
+            )
         else:
             result = allocator.refill(tenant, message.job_runner, now=now)
         return result, _forwarded(result.admitted)
+
+    def _request(
+        self, message: AllocationRequest, allocator: Allocator, now: float
+    ) -> tuple[Result, Effects]:
+        """Admitted or queued by its priority; what its supersede group replaces is canceled."""
+        group = None
+        if message.supersede_group is not None:
+            group = SupersedeGroup(message.supersede_group, message.cancel_in_progress)
+        ids = (message.tenant_id, message.execution_id, message.jit_event_id, message.job_runner)
+        result = allocator.request(*ids, now=now, trace=message.trace, priority=message.priority, group=group)
+        effects = _forwarded(result.admitted)
+        for superseded in result.superseded:
+            command = CancelCommand(
+                tenant_id=superseded.tenant_id,
+                execution_id=superseded.execution_id,
+                jit_event_id=superseded.jit_event_id,
+                reason=CancelReason.SUPERSEDED,
+                superseded_by=superseded.replaced_by,
+            )
+            trace = _carried(superseded.trace, superseded.execution_id)
+            effects.send(Destination.COMMANDS, superseded.tenant_id, encode(command), trace)
+        return result, effects
 
     def commit(self, result: Result) -> None:
         """Apply the writes (after the effects were sent) and show the line where users see it."""
@@ -124,17 +170,12 @@ class AllocationStep:
         for late in self.allocator.overdue(now.timestamp(), timeout_seconds):
             if not owns(late.tenant_id):
                 continue
-            error = (
-                TIMEOUT_ERROR
-                if late.set_aside is None
-                else f"{TIMEOUT_ERROR}: never dispatched: {late.set_aside}"
-            )
             update = ExecutionStatusUpdate(
                 tenant_id=late.tenant_id,
                 jit_event_id=late.jit_event_id,
                 execution_id=late.execution_id,
-                status=ExecutionStatus.FAILED,
-                error=error,
+                status=ExecutionStatus.CANCELED if late.cancel_unconfirmed else ExecutionStatus.FAILED,
+                error=_overdue_error(late),
                 at=now,
             )
             trace = _carried(late.trace, late.execution_id)
@@ -180,6 +221,14 @@ class AllocationStep:
                 refill = AllocationRefill(tenant_id=view.tenant_id, job_runner=view.runner)
                 effects.send(Destination.ALLOCATE, view.tenant_id, encode(refill))
         return effects
+
+
+def _overdue_error(late: Overdue) -> str:
+    if late.cancel_unconfirmed:
+        return "canceled: the runner did not confirm the cancel in time"
+    if late.set_aside is not None:
+        return f"{TIMEOUT_ERROR}: never dispatched: {late.set_aside}"
+    return TIMEOUT_ERROR
 
 
 def _forwarded(admitted: list[Admission]) -> Effects:

@@ -22,8 +22,10 @@ from execution_stream.domain.dispatch import (
     DispatchRefusedError,
     DispatchRetryPolicy,
     DispatchUnavailableError,
+    RunDetails,
 )
 from execution_stream.domain.enrichment import (
+    GITHUB_ACTIONS,
     DispatchTargetError,
     build_dispatched_job,
     github_workflow_target,
@@ -57,10 +59,10 @@ from execution_stream.pipeline.messages import (
 )
 from execution_stream.pipeline.ports import ExecutionStore, GithubDispatcher, RunnerJobPublisher
 from execution_stream.pipeline.retrying import pause
+from execution_stream.pipeline.runner_cancels import RunnerCancels
 from execution_stream.pipeline.status_updates import release_of
 
 logger = logging.getLogger(__name__)
-GITHUB_ACTIONS = "github_actions"
 _DISPATCH_FAILURES = frozenset({DeadLetterReason.DISPATCH_REFUSED, DeadLetterReason.DISPATCH_TARGET_MISSING})
 _MARKED_NOT_FINISHED = frozenset({ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING})
 
@@ -140,7 +142,7 @@ class DispatchStep:
         dispatched_at = self.now()
         deadline_at = dispatched_at + timedelta(seconds=self.timeout_seconds)
         try:
-            await self._send_to_runner(stored, dispatched_at)
+            run = await self._send_to_runner(stored, dispatched_at)
         except DispatchTargetError as error:
             await self._fail(record, stored, DeadLetterReason.DISPATCH_TARGET_MISSING, str(error), effects)
             return
@@ -151,7 +153,13 @@ class DispatchStep:
             self._set_aside(reference, stored.trace, error, effects)
             return
         # The job is with its runner now: only the mark is retried, never the hand-over.
-        change = StatusChange(ExecutionStatus.DISPATCHED, dispatched_at, deadline_at=deadline_at)
+        change = StatusChange(
+            ExecutionStatus.DISPATCHED,
+            dispatched_at,
+            deadline_at=deadline_at,
+            workflow_run_id=run.workflow_run_id if run is not None else None,
+            html_url=run.html_url if run is not None else None,
+        )
         for attempt in itertools.count():
             try:
                 await self._mark(stored, change, effects)
@@ -193,14 +201,16 @@ class DispatchStep:
         )
         effects.send(Destination.ALLOCATE, execution.tenant_id, encode(lease), execution.trace)
 
-    async def _send_to_runner(self, execution: Execution, dispatched_at: datetime) -> None:
-        started = time.perf_counter()
+    async def _send_to_runner(self, execution: Execution, dispatched_at: datetime) -> RunDetails | None:
+        """The job to its runner; the run GitHub created, when it says."""
+        started, run = time.perf_counter(), None
         if execution.job_runner == GITHUB_ACTIONS:
-            await self.github.dispatch(github_workflow_target(execution))
+            run = await self.github.dispatch(github_workflow_target(execution))
         else:
             job = build_dispatched_job(execution, self.status_topic, self.timeout_seconds, dispatched_at)
             await self.runner_jobs.publish(job, execution.trace)
         self.observe_dispatch(execution.job_runner, time.perf_counter() - started)
+        return run
 
     async def _fail(
         self,
@@ -237,11 +247,21 @@ class DispatchStep:
         elif changed is not None and already_changed(changed, change.status, change.at):
             previous = previous_status(changed)  # an earlier attempt stored it; its answer was lost
         else:
+            if changed is not None and change.status is ExecutionStatus.DISPATCHED:
+                await self._stop_if_canceled(changed, change, effects)
             return
         event = ExecutionEvent.from_change(changed, previous)
         effects.publish(event, changed.trace)
         if change.status is ExecutionStatus.DISPATCHED:
             self._send_held_reports(changed, result.held_reports, effects)
+
+    async def _stop_if_canceled(self, stored: Execution, change: StatusChange, effects: Effects) -> None:
+        """Canceled while its job was being handed over: the runner has it, and is told to stop."""
+        if stored.status is not ExecutionStatus.CANCELED:
+            return
+        handed_over = stored.model_copy(update=change.run_fields())
+        logger.info("canceled during its dispatch: stopping it at its runner", extra=execution_fields(stored))
+        await RunnerCancels(self.github).cancel(handed_over, self.now(), effects)
 
     async def _replay_mark(self, stored: Execution, effects: Effects) -> None:
         """A replay of a marked job: a crash may have come before the mark's event, its lease or the
@@ -269,6 +289,9 @@ class DispatchStep:
                 has_findings=report.has_findings,
                 error=report.error,
                 at=report.at,
+                retryable=report.retryable,
+                html_url=report.html_url,
+                run_ref=report.run_ref,
             )
             effects.send(Destination.STATUS, execution.tenant_id, encode(update), execution.trace)
 

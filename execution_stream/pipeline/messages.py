@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from execution_stream.domain.models import Execution, ExecutionEvent
+from execution_stream.domain.scheduling import Concurrency
 from execution_stream.domain.trace import TRACEPARENT, TRACESTATE, CarriesTrace, TraceContext
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Destination(StrEnum):
     EVENTS = "events"
     STATUS = "status"
     WAITING = "waiting"
+    COMMANDS = "commands"
     DLQ = "dlq"
 
 
@@ -46,6 +48,7 @@ class DeadLetterReason(StrEnum):
     DISPATCH_TARGET_MISSING = "dispatch_target_missing"
     STORE_REFUSED = "store_refused"
     STATUS_NOT_REPORTABLE = "status_not_reportable"
+    EXECUTION_NOT_FOUND = "execution_not_found"
     PROCESSING_FAILED = "processing_failed"
 
 
@@ -159,6 +162,10 @@ class AllocationRequest(CarriesTrace):
     jit_event_id: str
     execution_id: str
     job_runner: str
+    priority: int = 0
+    # The supersede group (domain/scheduling.py) it replaces an older execution in, if any.
+    supersede_group: str | None = None
+    cancel_in_progress: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -169,8 +176,15 @@ class AllocationRequest(CarriesTrace):
         return data
 
     @classmethod
-    def of(cls, execution: Execution) -> AllocationRequest:
-        return cls(**ExecutionRef.of(execution).model_dump())
+    def of(cls, execution: Execution, concurrency: Concurrency | None = None) -> AllocationRequest:
+        group = concurrency.key if concurrency is not None else None
+        in_progress = concurrency is not None and concurrency.cancel_in_progress
+        return cls(
+            **ExecutionRef.of(execution).model_dump(),
+            priority=execution.priority,
+            supersede_group=group,
+            cancel_in_progress=in_progress,
+        )
 
 
 class AllocationRelease(BaseModel):
@@ -218,8 +232,40 @@ class AllocationSetAside(BaseModel):
     reason: str
 
 
+class AllocationRedispatch(BaseModel):
+    """A holder whose job failed retryably: dispatch it again at retry_at (its attempt is counted
+    on the execution)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["redispatch"] = "redispatch"
+    tenant_id: str
+    execution_id: str
+    job_runner: str
+    retry_at: datetime
+
+
+class AllocationCancelRequested(BaseModel):
+    """A holder asked to cancel at its runner: canceled by the watchdog unless the runner confirms
+    by confirm_by."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["cancel_requested"] = "cancel_requested"
+    tenant_id: str
+    execution_id: str
+    job_runner: str
+    confirm_by: datetime
+
+
 AllocationMessageType = (
-    AllocationRequest | AllocationRelease | AllocationLease | AllocationRefill | AllocationSetAside
+    AllocationRequest
+    | AllocationRelease
+    | AllocationLease
+    | AllocationRefill
+    | AllocationSetAside
+    | AllocationRedispatch
+    | AllocationCancelRequested
 )
 AllocationMessage = Annotated[AllocationMessageType, Field(discriminator="type")]
 allocation_message = TypeAdapter[AllocationMessageType](AllocationMessage)

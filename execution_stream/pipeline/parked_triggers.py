@@ -24,6 +24,7 @@ from execution_stream.domain import commits
 from execution_stream.domain.commits import Write
 from execution_stream.domain.executions import AssetMismatchError, check_asset_matches, trigger_of
 from execution_stream.domain.models import Asset, ExecutionEvent, ExecutionStatus
+from execution_stream.domain.scheduling import DEFAULT_POLICY, SchedulingPolicy
 from execution_stream.domain.store import ExecutionKey, StatusChange
 from execution_stream.pipeline.messages import (
     DeadLetterReason,
@@ -50,6 +51,7 @@ class ParkedTriggerStep:
     wait_seconds: float
     now: Callable[[], datetime]
     batch: int = 100
+    policy: SchedulingPolicy = DEFAULT_POLICY
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         """One record's effects, with its table writes to apply once they are sent (one at a time:
@@ -144,7 +146,7 @@ class ParkedTriggerStep:
         stored = await self.repository.complete_waiting(_key_of(parked), asset)
         # Pending and complete: stored now, or by an earlier attempt whose answer was lost.
         if ready_to_allocate(stored):
-            request_allocation(stored, effects)
+            request_allocation(stored, effects, self.policy)
 
     async def _give_up(self, parked: ParkedTrigger, effects: Effects) -> None:
         waited = f"asset {parked.asset_id!r} unknown after waiting {self.wait_seconds:g}s"

@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from execution_stream.domain.allocation import Queued, RunnerLine
+from execution_stream.domain.dispatch import CancelOutcome, GithubRun, RunDetails
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
-from execution_stream.domain.models import Asset, Execution
+from execution_stream.domain.models import Asset, Attempt, Execution
 from execution_stream.domain.store import CreateResult, ExecutionKey, StatusChange, StatusUpdateResult
 from execution_stream.domain.trace import TraceContext
 
@@ -21,6 +22,10 @@ class ExecutionStore(Protocol):
 
     async def get(self, key: ExecutionKey) -> Execution | None: ...
 
+    async def find(self, tenant_id: str, execution_id: str) -> Execution | None:
+        """By tenant and execution id alone (eventually consistent)."""
+        ...
+
     async def get_many(self, keys: Sequence[ExecutionKey]) -> dict[ExecutionKey, Execution]:
         """The stored executions of these keys (strongly consistent); a key not stored is absent."""
         ...
@@ -28,6 +33,20 @@ class ExecutionStore(Protocol):
     async def update_status(
         self, key: ExecutionKey, change: StatusChange, plan_item_slug: str | None = None
     ) -> StatusUpdateResult: ...
+
+    async def request_cancel(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        """Marks a dispatched or running execution asked to cancel (when, why), once: APPLIED with
+        the execution afterwards, REFUSED with it as found, or NOT_FOUND."""
+        ...
+
+    async def replace_attempt(self, before: Execution, after: Execution) -> StatusUpdateResult:
+        """Stores `after`, the execution's next attempt, if the stored one is still `before`'s
+        attempt: APPLIED, else REFUSED with the execution as found."""
+        ...
+
+    async def record_attempts(self, execution: Execution, attempts: Sequence[Attempt]) -> None:
+        """Stores the attempts list of an ended execution, unless it changed since it was read."""
+        ...
 
     async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         """Keeps a runner's report on a pending execution (not waiting for its asset) until its
@@ -50,7 +69,11 @@ class AssetLookup(Protocol):
 
 
 class GithubDispatcher(Protocol):
-    async def dispatch(self, target: GithubWorkflowTarget) -> None: ...
+    async def dispatch(self, target: GithubWorkflowTarget) -> RunDetails | None:
+        """Starts the workflow; the run it created, when GitHub says."""
+        ...
+
+    async def cancel_run(self, run: GithubRun) -> CancelOutcome: ...
 
 
 class RunnerJobPublisher(Protocol):

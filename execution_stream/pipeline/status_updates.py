@@ -8,18 +8,21 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
 from execution_stream.domain.executions import already_changed, previous_status
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES, is_transition_allowed
 from execution_stream.domain.models import (
+    Attempt,
     Execution,
     ExecutionEvent,
     ExecutionStatus,
     ExecutionStatusUpdate,
 )
+from execution_stream.domain.retries import NO_RETRIES, RetryPolicy, retried, with_final_attempt
 from execution_stream.domain.store import (
     ExecutionKey,
     RepositoryUnavailableError,
@@ -27,9 +30,11 @@ from execution_stream.domain.store import (
     StatusUpdateResult,
     UpdateOutcome,
 )
+from execution_stream.domain.timestamps import format_timestamp
 from execution_stream.domain.trace import TraceContext
 from execution_stream.observability.logs import execution_fields, job_fields
 from execution_stream.pipeline.messages import (
+    AllocationRedispatch,
     AllocationRelease,
     DeadLetterReason,
     Destination,
@@ -78,6 +83,16 @@ def _ignore(outcome: UpdateOutcome) -> None:
     return None
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _retried_already(execution: Execution, change: StatusChange) -> bool:
+    """The failure that started a later attempt, reported again (a replay)."""
+    ended_at = format_timestamp(change.at)
+    return any(a.ended_at == ended_at and a.status is change.status for a in execution.attempts or ())
+
+
 @dataclass(frozen=True)
 class Report:
     """A runner's update, with its record's own trace context (used only while no execution is found:
@@ -91,6 +106,8 @@ class Report:
 class StatusUpdateStep:
     repository: ExecutionStore
     count: Callable[[UpdateOutcome], None] = _ignore
+    retry_policy: RetryPolicy = NO_RETRIES
+    now: Callable[[], datetime] = utc_now
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         effects = Effects()
@@ -131,9 +148,63 @@ class StatusUpdateStep:
         for report in reports:
             update = report.update
             key = ExecutionKey(update.tenant_id, update.jit_event_id, update.execution_id)
-            change = StatusChange(update.status, update.at, update.has_findings, update.error)
-            applied.append((report, await self._apply(key, change)))
+            change = StatusChange(
+                update.status,
+                update.at,
+                update.has_findings,
+                update.error,
+                retryable=update.retryable,
+                html_url=update.html_url,
+                run_ref=update.run_ref,
+            )
+            result = await self._retried_or_applied(key, change, update.attempt)
+            await self._record_final_attempt(result)
+            applied.append((report, result))
         return applied
+
+    async def _retried_or_applied(
+        self, key: ExecutionKey, change: StatusChange, attempt: int | None, *, again: bool = True
+    ) -> StatusUpdateResult:
+        """A report of another attempt than the current one is refused; a retryable failure with
+        attempts left starts the next one; the last one's says it was the last."""
+        if attempt is None and not change.retryable:
+            return await self._apply(key, change)
+        stored = await self._until_answered(lambda: self._read(key), key)
+        if stored.execution is None:
+            return stored
+        execution = stored.execution
+        if (attempt is not None and attempt != execution.attempt) or _retried_already(execution, change):
+            return StatusUpdateResult(UpdateOutcome.REFUSED, execution.status, execution)
+        if self.retry_policy.retries(execution, change):
+            after = retried(execution, change)
+            result = await self._until_answered(
+                lambda: self.repository.replace_attempt(execution, after), key
+            )
+            if result.applied:
+                return StatusUpdateResult(UpdateOutcome.RETRIED, execution.status, after)
+            if again:  # it changed under us: decide once more on what it is now
+                return await self._retried_or_applied(key, change, attempt, again=False)
+        final = replace(change, error=self.retry_policy.final_error(execution, change))
+        return await self._apply(key, final)
+
+    async def _read(self, key: ExecutionKey) -> StatusUpdateResult:
+        stored = (await self.repository.get_many([key])).get(key)
+        if stored is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+
+    async def _record_final_attempt(self, result: StatusUpdateResult) -> None:
+        execution = result.execution
+        if not result.applied or execution is None or execution.status not in TERMINAL_STATUSES:
+            return
+        attempts = with_final_attempt(execution)
+        if attempts is not None:
+            key = ExecutionKey.of(execution)
+            await self._until_answered(lambda: self._recorded(execution, attempts), key)
+
+    async def _recorded(self, execution: Execution, attempts: list[Attempt]) -> StatusUpdateResult:
+        await self.repository.record_attempts(execution, attempts)
+        return StatusUpdateResult(UpdateOutcome.APPLIED, execution.status, execution)
 
     async def _apply(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         """A report that overtook its job's `dispatched` mark is held on the item, and the mark sends
@@ -178,6 +249,9 @@ class StatusUpdateStep:
                 "status report held until the job's dispatched mark", extra={**ids, "to": update.status.value}
             )
             return
+        if result.outcome is UpdateOutcome.RETRIED:
+            self._redispatch(execution, result.previous_status, update, effects)
+            return
         if result.outcome is UpdateOutcome.APPLIED:
             event = ExecutionEvent.from_change(execution, result.previous_status)
             effects.publish(event, trace)
@@ -190,6 +264,35 @@ class StatusUpdateStep:
         # crash between store and send), or the watchdog's timeout of one whose release was lost.
         if execution.status in TERMINAL_STATUSES:
             effects.send(Destination.ALLOCATE, execution.tenant_id, encode(release_of(execution)), trace)
+
+    def _redispatch(
+        self,
+        execution: Execution,
+        previous: ExecutionStatus | None,
+        update: ExecutionStatusUpdate,
+        effects: Effects,
+    ) -> None:
+        """Its next attempt: said on execution-events, and dispatched again after the backoff."""
+        delay = self.retry_policy.delay_seconds(execution.attempt - 1)
+        retry_at = self.now() + timedelta(seconds=delay)
+        logger.warning(
+            "retryable failure: dispatching again",
+            extra={
+                **execution_fields(execution),
+                "attempt": execution.attempt,
+                "retry_at": retry_at.isoformat(),
+            },
+        )
+        event = ExecutionEvent.from_change(execution, previous)
+        event = event.model_copy(update={"at": format_timestamp(update.at)})
+        effects.publish(event, execution.trace)
+        redispatch = AllocationRedispatch(
+            tenant_id=execution.tenant_id,
+            execution_id=execution.execution_id,
+            job_runner=execution.job_runner,
+            retry_at=retry_at,
+        )
+        effects.send(Destination.ALLOCATE, execution.tenant_id, encode(redispatch), execution.trace)
 
     def _not_found(self, report: Report, effects: Effects) -> None:
         update = report.update

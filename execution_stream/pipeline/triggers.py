@@ -19,6 +19,7 @@ from execution_stream.domain.executions import (
     target_attributes,
 )
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, TriggerEvent
+from execution_stream.domain.scheduling import DEFAULT_POLICY, SchedulingPolicy
 from execution_stream.domain.store import CreateResult, ExecutionKey, RepositoryError
 from execution_stream.domain.store import RepositoryUnavailableError as Unavailable
 from execution_stream.domain.timestamps import parse_timestamp
@@ -73,6 +74,7 @@ class TriggerStep:
     repository: ExecutionStore
     assets: AssetLookup
     now: Callable[[], datetime]
+    policy: SchedulingPolicy = DEFAULT_POLICY
 
     async def handle(self, records: Sequence[SourceRecord]) -> Effects:
         effects = Effects()
@@ -89,9 +91,10 @@ class TriggerStep:
             return None
         asset = self.assets.get(event.asset_id)
         try:
+            priority = self.policy.priority_of(event)
             if asset is None:
-                return Prepared(record, build_waiting_execution(event, self.now(), trace))
-            return Prepared(record, build_execution(event, asset, self.now(), trace))
+                return Prepared(record, build_waiting_execution(event, self.now(), trace, priority=priority))
+            return Prepared(record, build_execution(event, asset, self.now(), trace, priority=priority))
         except AssetMismatchError as error:
             letter = dead_letter(record, DeadLetterReason.ASSET_MISMATCH, str(error), trace)
             effects.outgoing.append(letter)
@@ -116,7 +119,7 @@ class TriggerStep:
             if stored.status is not ExecutionStatus.PENDING:
                 continue
             if stored.waiting_for_asset is None:
-                request_allocation(stored, effects)
+                request_allocation(stored, effects, self.policy)
             elif item.execution.waiting_for_asset is None:
                 to_complete.append(stored)  # the asset came while it was parked
             else:
@@ -124,7 +127,7 @@ class TriggerStep:
                 effects.send(Destination.WAITING, stored.tenant_id, parked, trace)
         for stored in await asyncio.gather(*(self._complete(waiting) for waiting in to_complete)):
             if ready_to_allocate(stored):
-                request_allocation(stored, effects)
+                request_allocation(stored, effects, self.policy)
 
     async def _complete(self, waiting: Execution) -> Execution | None:
         asset = self.assets.get(waiting.asset_id)
@@ -170,8 +173,8 @@ class TriggerStep:
             return None
 
 
-def request_allocation(execution: Execution, effects: Effects) -> None:
-    request = encode(AllocationRequest.of(execution))
+def request_allocation(execution: Execution, effects: Effects, policy: SchedulingPolicy) -> None:
+    request = encode(AllocationRequest.of(execution, policy.concurrency_of(execution)))
     effects.send(Destination.ALLOCATE, execution.tenant_id, request, execution.trace)
 
 

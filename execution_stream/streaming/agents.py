@@ -16,6 +16,7 @@ import faust
 from execution_stream.operations.lag import lag_report
 from execution_stream.operations.lag_status import StatusTracker
 from execution_stream.pipeline.allocations import AllocationStep
+from execution_stream.pipeline.commands import CommandStep
 from execution_stream.pipeline.dispatches import DispatchStep
 from execution_stream.pipeline.messages import Destination, Effects, SourceRecord
 from execution_stream.pipeline.parked_triggers import ParkedTriggerStep
@@ -42,6 +43,7 @@ class PipelineSteps:
     allocations: AllocationStep
     dispatches: DispatchStep
     status_updates: StatusUpdateStep
+    commands: CommandStep
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Agents:
         agent(topics[Destination.STATUS], name="execution_status")(self.execution_status)
         agent(topics[Destination.ALLOCATE], name="allocate")(self.allocate)
         agent(topics[Destination.WAITING], name="parked_triggers")(self.parked_triggers)
+        agent(topics[Destination.COMMANDS], name="execution_commands")(self.execution_commands)
         timer, settings = self.app.timer, self.settings
         timer(settings.asset_wait_check_seconds)(self.wake_parked_triggers)
         timer(settings.watchdog_interval_seconds)(self.fail_overdue_executions)
@@ -110,6 +113,10 @@ class Agents:
     async def allocate(self, stream: Any) -> None:
         step = (await self.steps()).allocations
         await run_agent(stream, step.handle, self.sender, "allocate", self.batching)
+
+    async def execution_commands(self, stream: Any) -> None:
+        step = (await self.steps()).commands
+        await run_agent(stream, step.handle, self.sender, "execution_commands", self.batching)
 
     async def parked_triggers(self, stream: Any) -> None:
         step = (await self.steps()).parked_triggers

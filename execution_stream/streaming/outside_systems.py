@@ -13,20 +13,22 @@ from execution_stream.adapters.dynamodb_client import open_client
 from execution_stream.adapters.dynamodb_queue_view import DynamoDBQueueView
 from execution_stream.adapters.dynamodb_repository import DynamoDBExecutionRepository, open_repository
 from execution_stream.adapters.github_dispatcher import GithubActionsDispatcher
-from execution_stream.domain.dispatch import DispatchRefusedError
+from execution_stream.domain.dispatch import CancelOutcome, DispatchRefusedError, GithubRun, RunDetails
 from execution_stream.domain.enrichment import GithubWorkflowTarget
 from execution_stream.pipeline.ports import GithubDispatcher
 from execution_stream.settings import Settings
+
+NO_GITHUB_APP = "no GitHub App configured (EXECUTION_STREAM_GITHUB_APP_ID, _GITHUB_APP_PRIVATE_KEY)"
 
 
 class UnconfiguredGithub:
     """Without a GitHub App, a github_actions job cannot be dispatched: it fails with the reason."""
 
-    async def dispatch(self, target: GithubWorkflowTarget) -> None:
-        raise DispatchRefusedError(
-            None,
-            "no GitHub App configured (EXECUTION_STREAM_GITHUB_APP_ID, _GITHUB_APP_PRIVATE_KEY)",
-        )
+    async def dispatch(self, target: GithubWorkflowTarget) -> RunDetails | None:
+        raise DispatchRefusedError(None, NO_GITHUB_APP)
+
+    async def cancel_run(self, run: GithubRun) -> CancelOutcome:
+        raise DispatchRefusedError(None, NO_GITHUB_APP)
 
 
 @dataclass(frozen=True)

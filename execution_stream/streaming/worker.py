@@ -14,13 +14,17 @@ from faust.worker import Worker
 from execution_stream.adapters import kafka_fetching
 from execution_stream.domain.allocation import Memory
 from execution_stream.domain.dispatch import DispatchRetryPolicy
+from execution_stream.domain.retries import RetryPolicy
+from execution_stream.domain.scheduling import SchedulingPolicy
 from execution_stream.domain.store import UpdateOutcome
 from execution_stream.event_loop import use_event_loop
 from execution_stream.observability.logs import configure_logging
 from execution_stream.pipeline.allocations import AllocationStep, Limits
+from execution_stream.pipeline.commands import CommandStep
 from execution_stream.pipeline.dispatches import DispatchStep
 from execution_stream.pipeline.messages import Destination
 from execution_stream.pipeline.parked_triggers import ParkedTriggerStep
+from execution_stream.pipeline.runner_cancels import RunnerCancels
 from execution_stream.pipeline.status_updates import StatusUpdateStep
 from execution_stream.pipeline.triggers import TriggerStep
 from execution_stream.settings import Settings
@@ -84,6 +88,15 @@ def _raw_topic(app: faust.App, name: str) -> Any:
     return app.topic(name, key_serializer="raw", value_serializer="raw")
 
 
+def scheduling_policy(settings: Settings) -> SchedulingPolicy:
+    return SchedulingPolicy(
+        default_priority=settings.default_priority,
+        event_priorities=settings.event_priorities,
+        supersede_events=frozenset(settings.supersede_events),
+        supersede_in_progress_events=frozenset(settings.supersede_in_progress_events),
+    )
+
+
 def topic_name(settings: Settings, destination: Destination) -> str:
     return {
         Destination.ALLOCATE: settings.topic_allocate_runner_resource,
@@ -92,6 +105,7 @@ def topic_name(settings: Settings, destination: Destination) -> str:
         Destination.EVENTS: settings.topic_execution_events,
         Destination.STATUS: settings.topic_execution_status,
         Destination.WAITING: settings.topic_trigger_waiting,
+        Destination.COMMANDS: settings.topic_execution_commands,
         Destination.DLQ: settings.topic_execution_dlq,
     }[destination]
 
@@ -125,10 +139,16 @@ class StepsOnceOpen:
 
     def _build(self, opened: Opened) -> PipelineSteps:
         settings, tables = self._settings, self._tables
+        policy = scheduling_policy(settings)
         return PipelineSteps(
-            triggers=TriggerStep(opened.repository, opened.assets, utc_now),
+            triggers=TriggerStep(opened.repository, opened.assets, utc_now, policy),
             parked_triggers=ParkedTriggerStep(
-                tables.parked_triggers, opened.repository, opened.assets, settings.asset_wait_seconds, utc_now
+                tables.parked_triggers,
+                opened.repository,
+                opened.assets,
+                settings.asset_wait_seconds,
+                utc_now,
+                policy=policy,
             ),
             allocations=AllocationStep(
                 tables.allocations,
@@ -136,9 +156,18 @@ class StepsOnceOpen:
                 Memory(settings.released_memory_seconds, settings.released_memory_count),
                 opened.queue_view,
                 utc_now,
+                aging_seconds=settings.priority_aging_seconds,
             ),
             dispatches=self._dispatch_step(opened),
-            status_updates=StatusUpdateStep(opened.repository, self._count_update),
+            status_updates=StatusUpdateStep(
+                opened.repository,
+                self._count_update,
+                RetryPolicy(settings.max_attempts, settings.retry_first_seconds, settings.retry_max_seconds),
+                utc_now,
+            ),
+            commands=CommandStep(
+                opened.repository, RunnerCancels(opened.github), settings.cancel_grace_seconds, utc_now
+            ),
         )
 
     def _dispatch_step(self, opened: Opened) -> DispatchStep:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,10 +22,9 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from pydantic import SecretStr
 
 from execution_stream.dev_stack import processes
-from tests.support.api import SECRET
+from tests.support.api_process import running_api_process, wait_for
 from tests.support.observability import (
     ALERT_TESTS,
     ALERTS,
@@ -108,45 +105,18 @@ async def read(session: aiohttp.ClientSession, url: str) -> str:
         return await response.text()
 
 
-async def answers(session: aiohttp.ClientSession, url: str) -> bool:
-    try:
-        async with session.get(url) as response:
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
-async def wait_for(
-    session: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while not await answers(session, url):
-        assert process.poll() is None, f"{url}: the process exited; see {log}"
-        assert time.monotonic() < deadline, f"{url}: no answer within {START_SECONDS:.0f}s"
-        await asyncio.sleep(0.2)
-
-
 @pytest.fixture
 async def services(pipeline: Pipeline, tmp_path: Path) -> AsyncIterator[Services]:
     """A worker and an API, each a process of its own, both answering on loopback."""
-    worker_port, api_port = processes.free_loopback_port(), processes.free_loopback_port()
+    worker_port = processes.free_loopback_port()
     worker = pipeline.start_worker(worker_web_port=worker_port)
-    api_settings = pipeline.settings.model_copy(
-        update={"api_host": "127.0.0.1", "api_port": api_port, "jwt_secret": SecretStr(SECRET)}
-    )
-    api_log = tmp_path / "api.log"
-    environment = {**os.environ, **api_settings.to_environment()}
-    api = processes.spawn([sys.executable, "-m", "execution_stream", "api"], api_log, environment)
-    try:
+    async with running_api_process(pipeline.settings, tmp_path / "api.log") as api_url:
         async with aiohttp.ClientSession() as session:
             assert worker.process is not None
             await wait_for(
                 session, f"http://127.0.0.1:{worker_port}/metrics", worker.process, worker.log_path
             )
-            await wait_for(session, f"http://127.0.0.1:{api_port}/healthz", api, api_log)
-        yield Services(worker=f"127.0.0.1:{worker_port}", api=f"127.0.0.1:{api_port}")
-    finally:
-        processes.stop(api, grace_seconds=15)
+        yield Services(worker=f"127.0.0.1:{worker_port}", api=api_url.removeprefix("http://"))
 
 
 async def test_every_metric_the_dashboard_and_the_alerts_name_is_on_a_running_worker_or_api(

@@ -95,6 +95,7 @@ def listed(execution: Execution, **waiting: Any) -> dict[str, Any]:
     item = execution_to_item(execution)
     item.pop("waiting_for_asset", None)
     item.pop("queue_index", None)
+    item.pop("queue_priority", None)
     if execution.status is ExecutionStatus.PENDING:
         item |= {"waiting_reason": None, "queue_position": None} | waiting
     return item

@@ -14,7 +14,7 @@ from typing import Any
 
 from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.domain.executions import TransitionNotAllowedError, apply_status, asset_target
-from execution_stream.domain.models import Asset, Execution, ExecutionStatus
+from execution_stream.domain.models import Asset, Attempt, Execution, ExecutionStatus
 from execution_stream.domain.store import (
     CreateResult,
     ExecutionKey,
@@ -70,10 +70,47 @@ class FakeStore:
             updated = apply_status(stored, change.status, change.at, change.has_findings, change.error)
         except TransitionNotAllowedError:
             return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
+        if change.only_from is not None and stored.status is not change.only_from:
+            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
+        fields: dict[str, Any] = {**change.run_fields(), **change.cancel_fields()}
         if change.deadline_at is not None:
-            updated = updated.model_copy(update={"deadline_at": format_timestamp(change.deadline_at)})
+            fields["deadline_at"] = format_timestamp(change.deadline_at)
+        updated = Execution.model_validate({**updated.model_dump(), **fields}) if fields else updated
         self.items[key] = updated
         return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated, held)
+
+    async def request_cancel(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
+        self._check_available()
+        stored = self.items.get(key)
+        if stored is None:
+            return StatusUpdateResult(UpdateOutcome.NOT_FOUND, None, None)
+        under_way = stored.status in (ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING)
+        if not under_way or stored.cancel_requested_at is not None:
+            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored)
+        fields = {"cancel_requested_at": format_timestamp(change.at), **change.cancel_fields()}
+        self.items[key] = updated = Execution.model_validate({**stored.model_dump(), **fields})
+        return StatusUpdateResult(UpdateOutcome.APPLIED, stored.status, updated)
+
+    async def replace_attempt(self, before: Execution, after: Execution) -> StatusUpdateResult:
+        self._check_available()
+        key = ExecutionKey.of(before)
+        stored = self.items.get(key)
+        same = stored is not None and (stored.status, stored.dispatched_at, stored.attempt) == (
+            before.status,
+            before.dispatched_at,
+            before.attempt,
+        )
+        if not same:
+            return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status if stored else None, stored)
+        self.items[key] = after
+        return StatusUpdateResult(UpdateOutcome.APPLIED, before.status, after)
+
+    async def record_attempts(self, execution: Execution, attempts: Sequence[Attempt]) -> None:
+        self._check_available()
+        key = ExecutionKey.of(execution)
+        stored = self.items.get(key)
+        if stored is not None and len(stored.attempts or ()) == len(execution.attempts or ()):
+            self.items[key] = stored.model_copy(update={"attempts": list(attempts)})
 
     async def hold_report(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         self._check_available()

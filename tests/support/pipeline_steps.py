@@ -8,7 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from execution_stream.domain.allocation import Memory
-from execution_stream.domain.dispatch import DispatchRefusedError, DispatchRetryPolicy
+from execution_stream.domain.dispatch import (
+    CancelOutcome,
+    DispatchRefusedError,
+    DispatchRetryPolicy,
+    GithubRun,
+    RunDetails,
+)
 from execution_stream.domain.enrichment import DispatchedJob, GithubWorkflowTarget
 from execution_stream.domain.identity import execution_id_for
 from execution_stream.domain.models import Asset, Execution, ExecutionStatus
@@ -31,14 +37,23 @@ class Assets(dict[str, Asset]):
 
 
 class RecordingGithub:
+    """GitHub's two calls, recorded: each dispatch creates a run numbered from 1."""
+
     def __init__(self, refuse: bool = False) -> None:
         self.targets: list[GithubWorkflowTarget] = []
+        self.cancels: list[GithubRun] = []
         self.refuse = refuse
 
-    async def dispatch(self, target: GithubWorkflowTarget) -> None:
+    async def dispatch(self, target: GithubWorkflowTarget) -> RunDetails | None:
         if self.refuse:
             raise DispatchRefusedError(422, "Unexpected inputs provided")
         self.targets.append(target)
+        run_id = len(self.targets)
+        return RunDetails(run_id, f"https://github.com/{target.owner}/{target.repo}/actions/runs/{run_id}")
+
+    async def cancel_run(self, run: GithubRun) -> CancelOutcome:
+        self.cancels.append(run)
+        return CancelOutcome.REQUESTED
 
 
 class RecordingRunnerJobs:

@@ -32,7 +32,12 @@ from execution_stream.demo.seed import (
 )
 from execution_stream.dev_stack.dev_tokens import DEV_TENANT, tenant_token
 from execution_stream.dev_stack.github_standin import RecordedDispatch
-from execution_stream.domain.enrichment import build_dispatched_job, github_inputs, github_workflow_target
+from execution_stream.domain.enrichment import (
+    GITHUB_ACTIONS,
+    build_dispatched_job,
+    github_inputs,
+    github_workflow_target,
+)
 from execution_stream.domain.executions import build_execution
 from execution_stream.domain.models import (
     Asset,
@@ -43,7 +48,6 @@ from execution_stream.domain.models import (
     TriggerEvent,
 )
 from execution_stream.operations.publishing import Kind, check_documents
-from execution_stream.pipeline.dispatches import GITHUB_ACTIONS
 from execution_stream.settings import InvalidSettingsError, Settings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -57,6 +57,7 @@ def test_the_job_carries_every_field_of_the_execution_a_runner_needs() -> None:
     job = build_dispatched_job(source, STATUS_TOPIC, 900, NOW)
 
     assert job.model_dump(mode="json") == {
+        "type": "job",
         "tenant_id": "tenant-a",
         "jit_event_id": "event-1",
         "execution_id": source.execution_id,
@@ -87,8 +88,14 @@ def test_the_job_carries_every_field_of_the_execution_a_runner_needs() -> None:
         },
         "additional_attributes": SEED_ATTRIBUTES,
         "timeout_seconds": 900,
-        "report_status_to": {"topic": STATUS_TOPIC, "key": "tenant-a"},
+        "report_status_to": {
+            "topic": STATUS_TOPIC,
+            "key": "tenant-a",
+            "run_ref_field": "run_ref",
+            "html_url_field": "html_url",
+        },
         "deadline_at": "2026-01-01T12:15:00.000005",
+        "attempt": 1,
     }
     assert len(source.execution_id) == 32
 

@@ -11,7 +11,13 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from execution_stream.domain import commits
 from execution_stream.domain.allocation import Allocator, Memory
-from execution_stream.domain.dispatch import DispatchRetryPolicy, DispatchUnavailableError
+from execution_stream.domain.dispatch import (
+    CancelOutcome,
+    DispatchRetryPolicy,
+    DispatchUnavailableError,
+    GithubRun,
+    RunDetails,
+)
 from execution_stream.domain.enrichment import GithubWorkflowTarget
 from execution_stream.pipeline.allocations import AllocationStep, Limits
 from execution_stream.pipeline.dispatches import DispatchStep
@@ -52,10 +58,14 @@ class RateLimitedGithub:
     def __init__(self) -> None:
         self.targets: list[GithubWorkflowTarget] = []
 
-    async def dispatch(self, target: GithubWorkflowTarget) -> None:
+    async def dispatch(self, target: GithubWorkflowTarget) -> RunDetails | None:
         if target.installation_id == RATE_LIMITED_INSTALLATION:
             raise DispatchUnavailableError("API rate limit exceeded for installation", RESET_SECONDS)
         self.targets.append(target)
+        return None
+
+    async def cancel_run(self, run: GithubRun) -> CancelOutcome:
+        raise AssertionError("nothing is canceled here")
 
 
 async def stored(repository: FakeStore, tenant: str, runner: str, installation: str) -> ExecutionRef:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from execution_stream.domain.dispatch import DispatchUnavailableError
+from execution_stream.domain.dispatch import DispatchUnavailableError, RunDetails
 from execution_stream.domain.enrichment import GithubWorkflowTarget
 from execution_stream.domain.models import Execution
 from execution_stream.domain.store import ExecutionKey
@@ -188,7 +188,7 @@ async def test_the_watchdogs_timeout_and_a_set_aside_retry_carry_the_holders_tra
 
 
 class UnavailableGithub(RecordingGithub):
-    async def dispatch(self, target: GithubWorkflowTarget) -> None:
+    async def dispatch(self, target: GithubWorkflowTarget) -> RunDetails | None:
         raise DispatchUnavailableError("GitHub answered 503")
 
 
