@@ -7,7 +7,7 @@ The AWS region and credentials are not ours: botocore reads the usual AWS variab
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -177,12 +177,17 @@ def load_settings() -> Settings:
 
 def _tenant_limits(value: object) -> object:
     """A JSON object of integers >= 1: a lower limit would admit none of the tenant's jobs."""
+    return _checked_json(value, _limits_problem)
+
+
+def _checked_json(value: object, problem_of: Callable[[object], str | None]) -> object:
+    """`value`, parsed when it is JSON text, if `problem_of` finds no problem in it."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as error:
             raise ValueError(f"not JSON ({error})") from None
-    problem = _limits_problem(value)
+    problem = problem_of(value)
     if problem is not None:
         raise ValueError(problem)
     return value
@@ -202,15 +207,7 @@ def _names(value: object) -> object:
 
 def _priorities(value: object) -> object:
     """A JSON object of priority classes 0-9 by jit_event_name."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"not JSON ({error})") from None
-    problem = _priorities_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
+    return _checked_json(value, _priorities_problem)
 
 
 def _priorities_problem(value: object) -> str | None:

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Awaitable, Iterator
 from typing import TypeVar
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from execution_stream.adapters.kafka_topics import KafkaUnreachableError
@@ -17,6 +18,16 @@ T = TypeVar("T")
 
 class KafkaRequestError(RuntimeError):
     """The broker answered a request with an error."""
+
+
+def idempotent_producer(bootstrap_servers: str, timeout_seconds: float) -> AIOKafkaProducer:
+    """A producer that writes each record once (acks=all, idempotence); not started yet."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=int(timeout_seconds * 1000),
+    )
 
 
 async def bounded(call: Awaitable[T], timeout_seconds: float) -> T:

@@ -8,7 +8,7 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from execution_stream.adapters.kafka_calls import bounded, one_line
+from execution_stream.adapters.kafka_calls import bounded, idempotent_producer, one_line
 from execution_stream.domain.commands import CancelCommand, CommandsUnavailableError
 
 
@@ -37,12 +37,7 @@ class KafkaCommandPublisher:
     async def _started(self) -> AIOKafkaProducer:
         async with self._starting:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._servers,
-                    acks="all",
-                    enable_idempotence=True,
-                    request_timeout_ms=int(self._timeout * 1000),
-                )
+                producer = idempotent_producer(self._servers, self._timeout)
                 try:
                     await bounded(producer.start(), self._timeout)
                 except BaseException:

@@ -96,26 +96,28 @@ async def list_executions(request: web.Request) -> web.Response:
 
 async def get_execution(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
+    tenant_id, execution = await _own_execution(request)
+    (item,) = await api_items(context.reader, tenant_id, [execution])
+    return web.json_response(item)
+
+
+async def _own_execution(request: web.Request) -> tuple[str, Execution]:
+    """The caller's tenant and its execution named by the path."""
     tenant_id = authenticate(request)
     execution_id = parse_execution_id(request.match_info["execution_id"], request.query)
-    execution = await context.reader.find(tenant_id, execution_id)
+    execution = await request.app[CONTEXT].reader.find(tenant_id, execution_id)
     if execution is None:
         # Another tenant's id is looked up under the caller's tenant: it is just as unknown.
         raise NotFoundError(f"no execution {execution_id!r}")
     _check_tenant([execution], tenant_id)
-    (item,) = await api_items(context.reader, tenant_id, [execution])
-    return web.json_response(item)
+    return tenant_id, execution
 
 
 async def cancel_execution(request: web.Request) -> web.Response:
     """202 once the cancel is on execution-commands; the worker cancels it (pipeline/commands.py)."""
     context = request.app[CONTEXT]
-    tenant_id = authenticate(request)
-    execution_id = parse_execution_id(request.match_info["execution_id"], request.query)
-    execution = await context.reader.find(tenant_id, execution_id)
-    if execution is None:
-        raise NotFoundError(f"no execution {execution_id!r}")
-    _check_tenant([execution], tenant_id)
+    tenant_id, execution = await _own_execution(request)
+    execution_id = execution.execution_id
     if execution.status in TERMINAL_STATUSES:
         raise ConflictError(
             "already_final", f"execution {execution_id!r} is already {execution.status.value}"

@@ -168,9 +168,7 @@ class Allocator:
 
     def set_deadline(self, tenant: str, execution_id: str, runner: str, deadline_at: float) -> Result:
         """The deadline fixed at dispatch; only a holder has one (a late message changes nothing)."""
-        line = self._line(tenant, runner)
-        key = holder_key(tenant, execution_id)
-        held = line.get(key)
+        line, key, held = self._holder(tenant, execution_id, runner)
         if held is not None and held.get("deadline_at") != deadline_at:
             line.commit.set(key, {**held, "deadline_at": deadline_at})
         return line.result(Outcome.NONE, [])
@@ -180,9 +178,7 @@ class Allocator:
     ) -> Result:
         """A holder not dispatched yet waits for its runner until `retry_at`; a dispatched one, or
         one no longer holding, changes nothing (a late message)."""
-        line = self._line(tenant, runner)
-        key = holder_key(tenant, execution_id)
-        held = line.get(key)
+        line, key, held = self._holder(tenant, execution_id, runner)
         if held is not None and held.get("deadline_at") is None:
             aside = {"retry_at": retry_at, "attempt": attempt, "set_aside": reason[:MAX_REASON_LENGTH]}
             line.commit.set(key, {**held, **aside})
@@ -193,9 +189,7 @@ class Allocator:
     ) -> Result:
         """A holder whose job failed retryably keeps its slot and is dispatched again at `retry_at`,
         timed from now (its old deadline is gone); one no longer holding changes nothing."""
-        line = self._line(tenant, runner)
-        key = holder_key(tenant, execution_id)
-        held = line.get(key)
+        line, key, held = self._holder(tenant, execution_id, runner)
         if held is not None:
             again = {**held, "deadline_at": None, "granted_at": now, "retry_at": retry_at, "attempt": 0}
             again.pop("set_aside", None)
@@ -204,9 +198,7 @@ class Allocator:
 
     def cancel_requested(self, tenant: str, execution_id: str, runner: str, *, confirm_by: float) -> Result:
         """A holder asked to cancel at its runner: overdue at `confirm_by` unless it ends before."""
-        line = self._line(tenant, runner)
-        key = holder_key(tenant, execution_id)
-        held = line.get(key)
+        line, key, held = self._holder(tenant, execution_id, runner)
         if held is not None and held.get("confirm_by") != confirm_by:
             line.commit.set(key, {**held, "confirm_by": confirm_by})
         return line.result(Outcome.NONE, [])
@@ -261,6 +253,12 @@ class Allocator:
     def _line(self, tenant: str, runner: str) -> Line:
         limit = self.limit(tenant, runner)
         return Line(self.table, tenant, runner, limit, self.memory, aging_seconds=self.aging_seconds)
+
+    def _holder(self, tenant: str, execution_id: str, runner: str) -> tuple[Line, str, dict[str, Any] | None]:
+        """The line, the holder's key and its record (None when the execution holds no slot)."""
+        line = self._line(tenant, runner)
+        key = holder_key(tenant, execution_id)
+        return line, key, line.get(key)
 
     def _runner_of(self, tenant: str, execution_id: str) -> str | None:
         for key in (holder_key(tenant, execution_id), member_key(tenant, execution_id)):

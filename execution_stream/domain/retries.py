@@ -51,8 +51,10 @@ class RetryPolicy:
         )
 
     def final_error(self, execution: Execution, change: StatusChange) -> str | None:
-        """A retryable failure of the last attempt says that it was the last."""
-        if change.status is not ExecutionStatus.FAILED or not change.retryable:
+        """A retryable failure of the last attempt says that it was the last (one that is not the
+        last, held until its dispatch mark, keeps its own)."""
+        last = execution.attempt >= self.max_attempts
+        if change.status is not ExecutionStatus.FAILED or not change.retryable or not last:
             return change.error
         error = change.error or "retryable failure"
         return f"attempt {execution.attempt} of {self.max_attempts} failed: {error}"

@@ -170,11 +170,8 @@ async def publish(settings: Settings, topic: str, records: Sequence[Checked]) ->
 async def idempotent_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     """A producer that writes each record once (acks=all, idempotence), started within the connect
     timeout."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        request_timeout_ms=int(settings.kafka_connect_timeout_seconds * 1000),
+    producer = kafka_calls.idempotent_producer(
+        settings.kafka_bootstrap_servers, settings.kafka_connect_timeout_seconds
     )
     try:
         await bounded(settings, producer.start())

@@ -10,20 +10,18 @@ stays as it is. Asked twice, it is canceled once.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from pydantic import TypeAdapter
 
 from execution_stream.domain.commands import CancelCommand
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
 from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, ExecutionStatusUpdate
-from execution_stream.domain.store import ExecutionKey, RepositoryUnavailableError, StatusChange
+from execution_stream.domain.store import ExecutionKey, StatusChange
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.observability.logs import execution_fields
 from execution_stream.pipeline.messages import (
@@ -38,14 +36,13 @@ from execution_stream.pipeline.messages import (
     encode,
 )
 from execution_stream.pipeline.ports import ExecutionStore
-from execution_stream.pipeline.retrying import pause
+from execution_stream.pipeline.retrying import until_answered
 from execution_stream.pipeline.runner_cancels import RunnerCancels
 from execution_stream.pipeline.status_updates import release_of
 
 logger = logging.getLogger(__name__)
 cancel_command = TypeAdapter(CancelCommand)
 UNDER_WAY = frozenset({ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING})
-T = TypeVar("T")
 
 
 @dataclass
@@ -73,7 +70,7 @@ class CommandStep:
             await self._cancel(record, command, effects)
 
     async def _cancel(self, record: SourceRecord, command: CancelCommand, effects: Effects) -> None:
-        stored = await _until_answered(lambda: self._find(command), command.execution_id)
+        stored = await until_answered(lambda: self._find(command), _cancel_of(command.execution_id))
         if stored is None:
             message = f"no execution {command.execution_id!r} of tenant {command.tenant_id!r}"
             effects.outgoing.append(dead_letter(record, DeadLetterReason.EXECUTION_NOT_FOUND, message))
@@ -102,7 +99,7 @@ class CommandStep:
     ) -> Execution | None:
         """Canceled while still pending; else the execution as it is now (its job went out)."""
         key, only_pending = ExecutionKey.of(stored), replace(change, only_from=ExecutionStatus.PENDING)
-        result = await _until_answered(
+        result = await until_answered(
             lambda: self.repository.update_status(key, only_pending, stored.plan_item_slug),
             stored.execution_id,
         )
@@ -115,8 +112,8 @@ class CommandStep:
 
     async def _cancel_at_runner(self, stored: Execution, change: StatusChange, effects: Effects) -> None:
         key = ExecutionKey.of(stored)
-        result = await _until_answered(
-            lambda: self.repository.request_cancel(key, change), stored.execution_id
+        result = await until_answered(
+            lambda: self.repository.request_cancel(key, change), _cancel_of(stored.execution_id)
         )
         execution = result.execution
         if execution is None or execution.status not in UNDER_WAY or execution.cancel_requested_at is None:
@@ -142,10 +139,5 @@ class CommandStep:
         effects.send(Destination.ALLOCATE, execution.tenant_id, encode(grace), execution.trace)
 
 
-async def _until_answered(call: Callable[[], Awaitable[T]], execution_id: str) -> T:
-    for attempt in itertools.count():
-        try:
-            return await call()
-        except RepositoryUnavailableError as error:
-            await pause(attempt, f"cancel of {execution_id}", error)
-    raise AssertionError("unreachable")
+def _cancel_of(execution_id: str) -> str:
+    return f"cancel of {execution_id}"

@@ -4,14 +4,18 @@ so: one line per pause, loud when the store refuses the service itself (an opera
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from execution_stream.domain.backoff import backoff_seconds
-from execution_stream.domain.store import RepositoryAccessError
+from execution_stream.domain.store import RepositoryAccessError, RepositoryUnavailableError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_PAUSE_SECONDS = 15.0
 # Pauses since the process started because the store refused the service, by error code. A tally
 # here rather than a metric object: every step and agent pauses through `report_pause` without being
@@ -24,6 +28,17 @@ async def pause(attempt: int, what: str, error: BaseException) -> None:
     delay = backoff_seconds(attempt, first_seconds=0.2, max_seconds=MAX_PAUSE_SECONDS, draw=random.random())
     report_pause(what, delay, error)
     await asyncio.sleep(delay)
+
+
+async def until_answered(call: Callable[[], Awaitable[T]], what: str) -> T:
+    """`call` again after each pause while DynamoDB is unavailable: one call at a time, so that a
+    retry never finds its own earlier write refused as someone else's."""
+    for attempt in itertools.count():
+        try:
+            return await call()
+        except RepositoryUnavailableError as error:
+            await pause(attempt, what, error)
+    raise AssertionError("unreachable")
 
 
 def report_pause(what: str, delay: float, error: BaseException) -> None:

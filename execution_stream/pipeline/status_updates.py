@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 from collections import defaultdict
@@ -16,7 +15,6 @@ from pydantic import ValidationError
 from execution_stream.domain.executions import already_changed, previous_status
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES, is_transition_allowed
 from execution_stream.domain.models import (
-    Attempt,
     Execution,
     ExecutionEvent,
     ExecutionStatus,
@@ -25,7 +23,6 @@ from execution_stream.domain.models import (
 from execution_stream.domain.retries import NO_RETRIES, RetryPolicy, retried, with_final_attempt
 from execution_stream.domain.store import (
     ExecutionKey,
-    RepositoryUnavailableError,
     StatusChange,
     StatusUpdateResult,
     UpdateOutcome,
@@ -45,7 +42,7 @@ from execution_stream.pipeline.messages import (
     encode,
 )
 from execution_stream.pipeline.ports import ExecutionStore
-from execution_stream.pipeline.retrying import pause
+from execution_stream.pipeline.retrying import until_answered
 
 logger = logging.getLogger(__name__)
 # The service's own statuses: a runner reports what its job does, never these.
@@ -69,8 +66,11 @@ def _overtook_its_dispatch(result: StatusUpdateResult, change: StatusChange) -> 
     stored = result.execution
     if result.outcome is not UpdateOutcome.REFUSED or stored is None:
         return False
-    handed_over_maybe = stored.status is ExecutionStatus.PENDING and stored.waiting_for_asset is None
-    return handed_over_maybe and is_transition_allowed(ExecutionStatus.DISPATCHED, change.status)
+    return _handed_over_maybe(stored) and is_transition_allowed(ExecutionStatus.DISPATCHED, change.status)
+
+
+def _handed_over_maybe(execution: Execution) -> bool:
+    return execution.status is ExecutionStatus.PENDING and execution.waiting_for_asset is None
 
 
 def release_of(execution: Execution | ExecutionRef) -> AllocationRelease:
@@ -175,17 +175,27 @@ class StatusUpdateStep:
         execution = stored.execution
         if (attempt is not None and attempt != execution.attempt) or _retried_already(execution, change):
             return StatusUpdateResult(UpdateOutcome.REFUSED, execution.status, execution)
-        if self.retry_policy.retries(execution, change):
-            after = retried(execution, change)
-            result = await self._until_answered(
-                lambda: self.repository.replace_attempt(execution, after), key
-            )
-            if result.applied:
-                return StatusUpdateResult(UpdateOutcome.RETRIED, execution.status, after)
+        if change.retryable and (
+            _handed_over_maybe(execution) or self.retry_policy.retries(execution, change)
+        ):
+            decided = await self._retried_or_held(key, execution, change)
+            if decided is not None:
+                return decided
             if again:  # it changed under us: decide once more on what it is now
                 return await self._retried_or_applied(key, change, attempt, again=False)
         final = replace(change, error=self.retry_policy.final_error(execution, change))
         return await self._apply(key, final)
+
+    async def _retried_or_held(
+        self, key: ExecutionKey, execution: Execution, change: StatusChange
+    ) -> StatusUpdateResult | None:
+        """Its next attempt started, or the report held until the job's dispatch mark (the runner
+        failed before it); None when the execution changed meanwhile."""
+        if _handed_over_maybe(execution):
+            return await self._hold(key, change)
+        after = retried(execution, change)
+        result = await self._until_answered(lambda: self.repository.replace_attempt(execution, after), key)
+        return StatusUpdateResult(UpdateOutcome.RETRIED, execution.status, after) if result.applied else None
 
     async def _read(self, key: ExecutionKey) -> StatusUpdateResult:
         stored = (await self.repository.get_many([key])).get(key)
@@ -199,12 +209,8 @@ class StatusUpdateStep:
             return
         attempts = with_final_attempt(execution)
         if attempts is not None:
-            key = ExecutionKey.of(execution)
-            await self._until_answered(lambda: self._recorded(execution, attempts), key)
-
-    async def _recorded(self, execution: Execution, attempts: list[Attempt]) -> StatusUpdateResult:
-        await self.repository.record_attempts(execution, attempts)
-        return StatusUpdateResult(UpdateOutcome.APPLIED, execution.status, execution)
+            what = f"attempts of {execution.execution_id}"
+            await until_answered(lambda: self.repository.record_attempts(execution, attempts), what)
 
     async def _apply(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         """A report that overtook its job's `dispatched` mark is held on the item, and the mark sends
@@ -213,9 +219,14 @@ class StatusUpdateStep:
         result = await self._update(key, change)
         if not _overtook_its_dispatch(result, change):
             return result
+        held = await self._hold(key, change)
+        return held if held is not None else await self._update(key, change)
+
+    async def _hold(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult | None:
+        """Held until the dispatch mark; None when the mark came meanwhile."""
         held = await self._until_answered(lambda: self.repository.hold_report(key, change), key)
         moved_on = held.execution is not None and held.execution.status is not ExecutionStatus.PENDING
-        return await self._update(key, change) if moved_on else held
+        return None if moved_on else held
 
     async def _update(self, key: ExecutionKey, change: StatusChange) -> StatusUpdateResult:
         result = await self._until_answered(lambda: self.repository.update_status(key, change), key)
@@ -224,14 +235,7 @@ class StatusUpdateStep:
     async def _until_answered(
         self, call: Callable[[], Awaitable[StatusUpdateResult]], key: ExecutionKey
     ) -> StatusUpdateResult:
-        """Until DynamoDB answers, one update at a time: retrying the whole batch instead would find
-        the updates already stored refused."""
-        for attempt in itertools.count():
-            try:
-                return await call()
-            except RepositoryUnavailableError as error:
-                await pause(attempt, f"status update of {key.execution_id}", error)
-        raise AssertionError("unreachable")
+        return await until_answered(call, f"status update of {key.execution_id}")
 
     def _effects_of(self, report: Report, result: StatusUpdateResult, effects: Effects) -> None:
         update = report.update

@@ -20,7 +20,13 @@ from execution_stream.domain.waiting import Waiting, WaitingReason, waiting_of
 from execution_stream.settings import Settings
 from execution_stream.topology import TABLE_ALLOCATIONS, TABLE_PARKED_TRIGGERS, changelog_topic
 from tests.support.factories import trigger_event
-from tests.support.ledger import asset_record, trigger_record
+from tests.support.ledger import (
+    admission_order,
+    asset_record,
+    complete_jobs_in_arrival_order,
+    number_of,
+    trigger_record,
+)
 from tests.support.pipeline import Pipeline, TopicReader, produce, read_topic
 
 pytestmark = pytest.mark.timeout(900)
@@ -46,10 +52,6 @@ def quiet_tenant(settings: Settings) -> str:
         for name in (f"tenant-quiet-{n}" for n in range(100))
         if partition_of(name, settings.kafka_partitions) != big
     )
-
-
-def number_of(jit_event_id: str) -> int:
-    return int(jit_event_id.removeprefix("event-"))
 
 
 @dataclass
@@ -90,35 +92,6 @@ async def event_ledger(settings: Settings) -> AsyncIterator[EventLedger]:
         yield EventLedger(reader)
     finally:
         await reader.stop()
-
-
-async def complete_jobs_in_arrival_order(settings: Settings, tenant: str, count: int) -> list[int]:
-    """A runner that reports `completed` the moment it gets a job: the order jobs came in."""
-    jobs = TopicReader(settings, settings.topic_runner_jobs)
-    await jobs.start()
-    order: list[int] = []
-    done: set[str] = set()
-    try:
-        deadline = time.monotonic() + 300
-        while len(order) < count and time.monotonic() < deadline:
-            await jobs.poll()
-            reports = []
-            for job in jobs.values():
-                if job["tenant_id"] != tenant or job["execution_id"] in done:
-                    continue
-                done.add(job["execution_id"])
-                order.append(number_of(job["jit_event_id"]))
-                update = {key: job[key] for key in ("tenant_id", "jit_event_id", "execution_id")}
-                update |= {
-                    "status": "completed",
-                    "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-                }
-                reports.append((tenant, json.dumps(update).encode()))
-            if reports:
-                await produce(settings, settings.topic_execution_status, reports)
-    finally:
-        await jobs.stop()
-    return order
 
 
 async def test_5000_queued_for_one_tenant_wait_in_order_beside_a_quiet_one_through_a_sigkill(
@@ -189,17 +162,6 @@ async def largest_changelog_record(settings: Settings, table: str) -> int:
     changelog = await read_topic(settings, changelog_topic(settings.consumer_group, table))
     assert changelog.records, f"nothing on the changelog of {table}"
     return max(len(r.value or b"") + len(r.key or b"") for r in changelog.records)
-
-
-async def admission_order(settings: Settings, tenant: str) -> list[int]:
-    """The order the allocator forwarded a tenant's executions in (a replay may forward one again)."""
-    forwarded = await read_topic(settings, settings.topic_enrich_and_dispatch)
-    order: list[int] = []
-    for reference in forwarded.values():
-        number = number_of(reference["jit_event_id"])
-        if reference["tenant_id"] == tenant and number not in order:
-            order.append(number)
-    return order
 
 
 async def queue_seen_by_users(pipeline: Pipeline, admitted: list[int]) -> None:

@@ -3,7 +3,6 @@ supersede, retry, priority, and the link to the run."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,18 +11,25 @@ from typing import Any
 import aiohttp
 
 from execution_stream.domain.models import Execution
-from execution_stream.settings import Settings
+from execution_stream.domain.waiting import waiting_of
 from tests.support.api import bearer
 from tests.support.api_process import running_api_process
-from tests.support.ledger import asset_record, executions_of, trigger_record
-from tests.support.pipeline import Pipeline, TopicReader, as_json, produce, read_topic
+from tests.support.ledger import (
+    admission_order,
+    asset_record,
+    complete_jobs_in_arrival_order,
+    executions_of,
+    number_of,
+    trigger_record,
+)
+from tests.support.pipeline import Pipeline, TopicReader, as_json, produce
 
 A, B = "tenant-a", "tenant-b"
 NOT_FOUND, CONFLICT, ACCEPTED = 404, 409, 202
 
 
 def numbered(executions: list[Execution]) -> dict[int, Execution]:
-    return {int(e.jit_event_id.removeprefix("event-")): e for e in executions}
+    return {number_of(e.jit_event_id): e for e in executions}
 
 
 async def stored(
@@ -195,55 +201,34 @@ async def test_pull_request_scans_go_before_a_nightly_backlog_and_the_nightly_on
     await stored(pipeline, A, 100, lambda e: sum(x.status.value == "dispatched" for x in e.values()) == 2)
     pull_requests = [trigger_record(A, n, jit_event_name="pull_request_created") for n in range(100, 103)]
     await produce(settings, settings.topic_trigger_execution, pull_requests)
-    await stored(pipeline, A, 103, lambda e: all(e[n].status.value == "pending" for n in range(100, 103)))
+    # Queued by the allocator (the queue view wrote where), before any slot frees.
+    queued = await stored(
+        pipeline, A, 103, lambda e: all(e[n].queue_index is not None for n in range(100, 103))
+    )
+    assert {queued[n].queue_priority for n in range(100, 103)} == {5}
 
-    ran = await run_in_arrival_order(settings, A, 103)
+    async def positions() -> dict[int, int | None] | None:
+        found = numbered(await executions_of(pipeline.repository, [A]))
+        [snapshot] = (await pipeline.repository.queue_snapshots(A, frozenset({"jit_runner"}))).values()
+        shown = {n: waiting_of(found[n], snapshot) for n in (2, 3, 100, 101, 102)}
+        return {n: w.queue_position if w else None for n, w in shown.items()}
 
-    # Jobs admitted in one round are dispatched side by side: their arrival order may swap, the
-    # allocator's order (on enrich-and-dispatch) may not.
-    assert sorted(ran[:2]) == [0, 1]
-    assert sorted(ran[2:5]) == [100, 101, 102]
-    assert sorted(ran[5:]) == list(range(2, 100))
-    admitted = await admission_order(settings, A)
-    assert admitted == [0, 1, 100, 101, 102, *range(2, 100)]
+    async def seen() -> dict[int, int | None] | None:
+        shown = await positions()
+        return shown if shown is not None and shown[3] == 5 else None
 
+    assert await pipeline.eventually(seen, "the queue as users see it") == {
+        100: 1,
+        101: 2,
+        102: 3,
+        2: 4,
+        3: 5,
+    }
 
-async def run_in_arrival_order(settings: Settings, tenant: str, count: int) -> list[int]:
-    """A runner that completes each job the moment it gets it: the order the jobs came in."""
-    jobs = TopicReader(settings, settings.topic_runner_jobs)
-    await jobs.start()
-    order: list[int] = []
-    done: set[str] = set()
-    try:
-        deadline = time.monotonic() + 240
-        while len(order) < count and time.monotonic() < deadline:
-            await jobs.poll()
-            reports = []
-            for job in jobs.values():
-                if job.get("type") != "job" or job["tenant_id"] != tenant or job["execution_id"] in done:
-                    continue
-                done.add(job["execution_id"])
-                order.append(int(job["jit_event_id"].removeprefix("event-")))
-                update = {key: job[key] for key in ("tenant_id", "jit_event_id", "execution_id")}
-                update |= {
-                    "status": "completed",
-                    "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-                }
-                reports.append((tenant, json.dumps(update).encode()))
-            if reports:
-                await produce(settings, settings.topic_execution_status, reports)
-    finally:
-        await jobs.stop()
-    assert len(order) == count, f"{len(order)} of {count} jobs ran"
-    return order
+    ran = await complete_jobs_in_arrival_order(settings, A, 103, seconds=240)
+    assert len(ran) == 103, f"{len(ran)} of 103 jobs ran"
 
-
-async def admission_order(settings: Settings, tenant: str) -> list[int]:
-    """The order the allocator forwarded a tenant's executions in (a replay may forward one again)."""
-    forwarded = await read_topic(settings, settings.topic_enrich_and_dispatch)
-    order: list[int] = []
-    for reference in forwarded.values():
-        number = int(reference["jit_event_id"].removeprefix("event-"))
-        if reference["tenant_id"] == tenant and number not in order:
-            order.append(number)
-    return order
+    # The allocator's order (on enrich-and-dispatch); jobs admitted in one round are dispatched side
+    # by side, so the runner may see them swapped.
+    assert await admission_order(settings, A) == [0, 1, 100, 101, 102, *range(2, 100)]
+    assert sorted(ran) == [*range(100), 100, 101, 102]

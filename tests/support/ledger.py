@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from execution_stream.domain.store import ExecutionQuery
 from execution_stream.settings import Settings
 from execution_stream.topology import TABLE_ALLOCATIONS, changelog_topic
 from tests.support.factories import asset, trigger_event
-from tests.support.pipeline import as_json, read_topic
+from tests.support.pipeline import TopicReader, as_json, produce, read_topic
 
 HOLDING = {ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING}
 
@@ -99,3 +100,50 @@ def ledger_of(sent: int, executions: list[Execution], jobs: list[dict[str, Any]]
 def holding_per_tenant(executions: Iterable[Execution]) -> dict[str, int]:
     held: Counter[str] = Counter(e.tenant_id for e in executions if e.status in HOLDING)
     return dict(held)
+
+
+def number_of(jit_event_id: str) -> int:
+    """n of the test triggers' `event-<n>`."""
+    return int(jit_event_id.removeprefix("event-"))
+
+
+async def complete_jobs_in_arrival_order(
+    settings: Settings, tenant: str, count: int, seconds: float = 300
+) -> list[int]:
+    """A runner that reports `completed` the moment it gets a job: the order the jobs came in."""
+    jobs = TopicReader(settings, settings.topic_runner_jobs)
+    await jobs.start()
+    order: list[int] = []
+    done: set[str] = set()
+    try:
+        deadline = time.monotonic() + seconds
+        while len(order) < count and time.monotonic() < deadline:
+            await jobs.poll()
+            reports = []
+            for job in jobs.values():
+                if job.get("type") != "job" or job["tenant_id"] != tenant or job["execution_id"] in done:
+                    continue
+                done.add(job["execution_id"])
+                order.append(number_of(job["jit_event_id"]))
+                update = {key: job[key] for key in ("tenant_id", "jit_event_id", "execution_id")}
+                update |= {
+                    "status": "completed",
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+                }
+                reports.append((tenant, json.dumps(update).encode()))
+            if reports:
+                await produce(settings, settings.topic_execution_status, reports)
+    finally:
+        await jobs.stop()
+    return order
+
+
+async def admission_order(settings: Settings, tenant: str) -> list[int]:
+    """The order the allocator forwarded a tenant's executions in (a replay may forward one again)."""
+    forwarded = await read_topic(settings, settings.topic_enrich_and_dispatch)
+    order: list[int] = []
+    for reference in forwarded.values():
+        number = number_of(reference["jit_event_id"])
+        if reference["tenant_id"] == tenant and number not in order:
+            order.append(number)
+    return order

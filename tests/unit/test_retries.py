@@ -3,6 +3,7 @@ failure final, replays and stale reports refused."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -192,3 +193,23 @@ def _dispatched_fields() -> dict[str, Any]:
         "dispatched_at": "2026-01-01T00:00:01.000000",
         "dispatched_at_ts": 1767225601,
     }
+
+
+async def test_a_retryable_failure_that_overtook_its_dispatch_mark_is_held_then_retried() -> None:
+    repository = FakeStore()
+    pending = await stored_pending(repository, "jit_runner")
+    status = step(repository)
+    held = await status.handle([report(pending, S.FAILED, BASE_TIME, retryable=True, error="no node")])
+    assert sent(held, Destination.EVENTS) == []
+
+    marking = dispatch_step(repository, RecordingGithub(), RecordingRunnerJobs())
+    marked = await marking.handle(
+        [SourceRecord("enrich", 0, 0, b"tenant-a", encode(ExecutionRef.of(pending)))]
+    )
+    [again] = sent(marked, Destination.STATUS)
+    assert (again["retryable"], again["error"]) == (True, "no node")
+    resent = SourceRecord("execution-status", 0, 1, b"tenant-a", json.dumps(again).encode())
+    await status.handle([resent])
+
+    now = repository.items[ExecutionKey.of(pending)]
+    assert (now.status, now.attempt, now.error) == (S.PENDING, 2, "no node")
