@@ -101,7 +101,7 @@ class CommandStep:
         key, only_pending = ExecutionKey.of(stored), replace(change, only_from=ExecutionStatus.PENDING)
         result = await until_answered(
             lambda: self.repository.update_status(key, only_pending, stored.plan_item_slug),
-            stored.execution_id,
+            _cancel_of(stored.execution_id),
         )
         canceled = result.execution
         if not result.applied or canceled is None:

@@ -87,15 +87,24 @@ async def test_the_seed_example_flows_from_trigger_to_completed(pipeline: Pipeli
     item = execution_to_item(execution)
     moments = {"created_at", "created_at_ts", "completed_at", "completed_at_ts", "GSI1SK", "GSI2SK"}
     moments |= {"GSI3SK", "GSI4SK", "registered_at", "registered_at_ts", "SK", "execution_id"}
-    # Beyond the seed's item: the deadline set at dispatch, the key of the by-id index, and the trace
-    # context made for the trigger (it came without one).
+    # Beyond the seed's item: the deadline set at dispatch, the key of the by-id index, the trace
+    # context made for the trigger (it came without one), the GitHub run the dispatch created, and
+    # the priority class of a pull-request event.
     ours = {"dispatched_at", "dispatched_at_ts", "deadline_at", "GSI5PK", "traceparent"}
+    ours |= {"workflow_run_id", "html_url", "priority"}
     assert {k: v for k, v in item.items() if k not in moments | ours} == {
         k: v for k, v in SEED_ITEM.items() if k not in moments
     }
     timeout = timedelta(seconds=settings.job_timeout_seconds)
     assert parse_timestamp(item["deadline_at"]) == parse_timestamp(item["dispatched_at"]) + timeout
     assert item["GSI5PK"] == f"TENANT#{tenant}#EXECUTION#{execution_id}"
+    [dispatch] = pipeline.github.dispatches
+    assert item["workflow_run_id"] == dispatch.workflow_run_id
+    assert (
+        item["html_url"]
+        == f"https://github.com/jitsecurity/{dispatch.repo}/actions/runs/{dispatch.workflow_run_id}"
+    )
+    assert (SEED_ITEM["jit_event_name"], item["priority"]) == ("pull_request_created", 5)
     assert item["SK"] == f"JIT_EVENT#{event_id}#RUN#{execution_id}"
     assert (item["completed_at"], item["has_findings"]) == (completed_at, False)
 

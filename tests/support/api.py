@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from execution_stream.adapters.dynamodb_item_codec import execution_to_item
 from execution_stream.adapters.dynamodb_repository import open_repository
 from execution_stream.api.app import build_api
-from execution_stream.api.ports import ExecutionReader
+from execution_stream.api.ports import CommandPublisher, ExecutionReader
 from execution_stream.api.server import serving
 from execution_stream.domain.models import Execution, ExecutionStatus
 from execution_stream.settings import Settings
@@ -78,10 +78,10 @@ def bearer(tenant_id: str | None = "tenant-a", **options: Any) -> dict[str, str]
 
 @asynccontextmanager
 async def running_api(
-    reader: ExecutionReader, settings: Settings | None = None
+    reader: ExecutionReader, settings: Settings | None = None, commands: CommandPublisher | None = None
 ) -> AsyncIterator[aiohttp.ClientSession]:
     """The API served as in production (access log included) on a free loopback port."""
-    app = build_api(settings or hs256_settings(), reader)
+    app = build_api(settings or hs256_settings(), reader, commands)
     async with (
         serving(app, "127.0.0.1", 0) as url,
         aiohttp.ClientSession(base_url=url) as session,
