@@ -50,7 +50,8 @@ class WorkerMetrics:
         self.triggers = Counter("execution_stream_triggers_consumed", "Trigger records consumed.", registry=r)
         self.executions = Counter(
             "execution_stream_executions",
-            "Execution status changes stored, by change (created, dispatched, completed, failed, canceled).",
+            "Execution status changes stored, by change (created, dispatched, completed, failed, canceled, "
+            "and retried: pending again for its next attempt).",
             ["change", "runner"],
             registry=r,
         )
@@ -134,9 +135,11 @@ class WorkerMetrics:
         change = COUNTED_STATUSES.get(event.status.value)
         if change is None:
             return
+        if change == "created" and event.previous_status is not None:
+            change = "retried"
         runner = event.job_runner
         self.executions.labels(change, runner).inc()
-        if change == "dispatched" and event.created_at:
+        if change == "dispatched" and event.created_at and event.attempt == 1:
             waited = parse_timestamp(event.at) - parse_timestamp(event.created_at)
             self.trigger_to_dispatch.labels(runner).observe(max(0.0, waited.total_seconds()))
 

@@ -41,6 +41,23 @@ def test_events_and_dead_letters_become_counters() -> None:
     assert 'execution_stream_trigger_to_dispatch_seconds_sum{runner="github_actions"} 120.0' in text
 
 
+def test_a_retry_counts_as_retried_and_its_dispatch_is_not_timed_from_the_trigger() -> None:
+    metrics = WorkerMetrics()
+    dispatched = apply_status(execution(), ExecutionStatus.DISPATCHED, BASE_TIME.replace(minute=2))
+    again = dispatched.model_copy(update={"status": ExecutionStatus.PENDING, "attempt": 2})
+    redispatched = apply_status(again, ExecutionStatus.DISPATCHED, BASE_TIME.replace(minute=9))
+    effects = Effects()
+    effects.publish(ExecutionEvent.from_change(again, ExecutionStatus.DISPATCHED), again.trace)
+    effects.publish(ExecutionEvent.from_change(redispatched, ExecutionStatus.PENDING), redispatched.trace)
+    metrics.observe_sent(effects.outgoing)
+    text = generate_latest(metrics.registry).decode()
+
+    assert 'execution_stream_executions_total{change="retried",runner="github_actions"} 1.0' in text
+    assert 'change="created"' not in text
+    assert 'execution_stream_executions_total{change="dispatched",runner="github_actions"} 1.0' in text
+    assert 'execution_stream_trigger_to_dispatch_seconds_count{runner="github_actions"}' not in text
+
+
 def test_undecodable_batches_are_counted_per_partition() -> None:
     metrics = WorkerMetrics()
     error = "UnsupportedCodecError('zstd')"
