@@ -8,7 +8,7 @@ slot, with the ended attempt kept in `attempts`, and is dispatched again after a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from execution_stream.domain.backoff import backoff_seconds
 from execution_stream.domain.models import Attempt, Execution, ExecutionStatus
@@ -50,14 +50,18 @@ class RetryPolicy:
             and execution.cancel_requested_at is None
         )
 
-    def final_error(self, execution: Execution, change: StatusChange) -> str | None:
-        """A retryable failure of the last attempt says that it was the last (one that is not the
-        last, held until its dispatch mark, keeps its own)."""
-        last = execution.attempt >= self.max_attempts
-        if change.status is not ExecutionStatus.FAILED or not change.retryable or not last:
-            return change.error
+    def final_change(self, execution: Execution, change: StatusChange) -> StatusChange:
+        """A retryable failure not retried: of one asked to cancel, a cancel (the cancel wins);
+        of the last attempt, a failure that says it was the last; else as reported (one not under
+        way yet is held until its dispatch mark, and decided then)."""
+        if change.status is not ExecutionStatus.FAILED or not change.retryable:
+            return change
+        if execution.cancel_requested_at is not None:
+            return replace(change, status=ExecutionStatus.CANCELED)
+        if execution.attempt < self.max_attempts:
+            return change
         error = change.error or "retryable failure"
-        return f"attempt {execution.attempt} of {self.max_attempts} failed: {error}"
+        return replace(change, error=f"attempt {execution.attempt} of {self.max_attempts} failed: {error}")
 
 
 NO_RETRIES = RetryPolicy(max_attempts=1, first_seconds=1.0, max_seconds=1.0)

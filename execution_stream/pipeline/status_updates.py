@@ -7,7 +7,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -183,8 +183,7 @@ class StatusUpdateStep:
                 return decided
             if again:  # it changed under us: decide once more on what it is now
                 return await self._retried_or_applied(key, change, attempt, again=False)
-        final = replace(change, error=self.retry_policy.final_error(execution, change))
-        return await self._apply(key, final)
+        return await self._apply(key, self.retry_policy.final_change(execution, change))
 
     async def _retried_or_held(
         self, key: ExecutionKey, execution: Execution, change: StatusChange

@@ -213,3 +213,20 @@ async def test_a_retryable_failure_that_overtook_its_dispatch_mark_is_held_then_
 
     now = repository.items[ExecutionKey.of(pending)]
     assert (now.status, now.attempt, now.error) == (S.PENDING, 2, "no node")
+
+
+async def test_a_retryable_failure_of_one_asked_to_cancel_ends_it_canceled() -> None:
+    repository = FakeStore()
+    execution = await dispatch(repository, await stored_pending(repository, "jit_runner"))
+    key = ExecutionKey.of(execution)
+    await repository.request_cancel(key, StatusChange(S.CANCELED, BASE_TIME))
+
+    effects = await step(repository).handle(
+        [report(execution, S.FAILED, BASE_TIME, retryable=True, error="oom")]
+    )
+
+    ended = repository.items[key]
+    assert (ended.status, ended.error, ended.attempt, ended.attempts) == (S.CANCELED, "oom", 1, None)
+    [event] = sent(effects, Destination.EVENTS)
+    assert event["status"] == "canceled"
+    assert [release["type"] for release in sent(effects, Destination.ALLOCATE)] == ["release"]
