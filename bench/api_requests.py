@@ -22,6 +22,7 @@ import jwt
 from bench.dynamodb_ceiling import BATCH_WRITE_CONCURRENCY, Runner, batch_writes
 from execution_stream.adapters import dynamodb_keys as keys
 from execution_stream.adapters.dynamodb_client import open_client
+from execution_stream.adapters.dynamodb_listing import list_request
 from execution_stream.settings import Settings
 from tests.support.factories import BASE_TIME, execution
 
@@ -133,20 +134,11 @@ async def load_api(url: str, token: str, connections: int, seconds: float) -> Lo
 
 
 async def load_query(settings: Settings, tenant: str, connections: int, seconds: float) -> Load:
-    index = keys.index_for_filter(tenant, None, None)
-    request = {
-        "TableName": settings.dynamodb_table,
-        "IndexName": index.index.value,
-        "KeyConditionExpression": "#pk = :pk",
-        "ExpressionAttributeNames": {"#pk": index.partition_key_name},
-        "ExpressionAttributeValues": {":pk": {"S": index.partition_key_value}},
-        "ScanIndexForward": False,
-        "Limit": PAGE,
-    }
+    request = list_request(settings.dynamodb_table, keys.index_for_filter(tenant, None, None), PAGE)
     async with open_client(settings) as client:
 
         async def query() -> bool:
-            response = await client.query(**request)  # type: ignore[arg-type]
+            response = await client.query(**request)
             return len(response["Items"]) == PAGE
 
         label = f"bare DynamoDB Query, {PAGE} items (aiobotocore)"

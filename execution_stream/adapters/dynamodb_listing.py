@@ -37,7 +37,7 @@ async def _query(
     LastEvaluatedKey: the query goes on from it, so the result is short only at the end."""
     items: Items = []
     for _ in range(wanted):  # without a filter, every response holds at least one item
-        request = _list_request(table, index, wanted - len(items))
+        request = list_request(table, index, wanted - len(items))
         if start is not None:
             request["ExclusiveStartKey"] = start
         try:
@@ -51,7 +51,7 @@ async def _query(
     raise RepositoryError(f"list executions: fewer than {wanted} items after {wanted} queries")
 
 
-def _list_request(table: str, index: keys.IndexQuery, limit: int) -> dict[str, Any]:
+def list_request(table: str, index: keys.IndexQuery, limit: int) -> dict[str, Any]:
     return {
         "TableName": table,
         "IndexName": index.index.value,
