@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-MIN_PRIORITY = 0
-MAX_PRIORITY = 9
+from execution_stream.domain.models import MAX_PRIORITY, MIN_PRIORITY
+
 PRIORITIES = range(MIN_PRIORITY, MAX_PRIORITY + 1)
 DEFAULT_AGING_SECONDS = 600.0
 
