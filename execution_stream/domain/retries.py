@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from execution_stream.domain.backoff import backoff_seconds
 from execution_stream.domain.models import Attempt, Execution, ExecutionStatus
 from execution_stream.domain.store import StatusChange
-from execution_stream.domain.timestamps import format_timestamp
+from execution_stream.domain.timestamps import format_timestamp, parse_timestamp
 
 RETRYABLE_FROM = frozenset({ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING})
 # What a dispatch set on the item, cleared for the next one.
@@ -107,15 +107,6 @@ def with_final_attempt(execution: Execution) -> list[Attempt] | None:
     attempts = execution.attempts
     if not attempts or attempts[-1].number >= execution.attempt or execution.completed_at is None:
         return None
-    final = Attempt(
-        number=execution.attempt,
-        status=execution.status,
-        dispatched_at=execution.dispatched_at,
-        registered_at=execution.registered_at,
-        ended_at=execution.completed_at,
-        error=execution.error,
-        workflow_run_id=execution.workflow_run_id,
-        html_url=execution.html_url,
-        run_ref=execution.run_ref,
-    )
+    ended = StatusChange(execution.status, parse_timestamp(execution.completed_at), error=execution.error)
+    final = ended_attempt(execution, ended)
     return [*attempts, final]

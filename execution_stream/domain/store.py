@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from execution_stream.domain.models import CancelReason, Execution, ExecutionStatus
+from execution_stream.domain.models import CancelReason, Execution, ExecutionStatus, ExecutionStatusUpdate
 
 
 class RepositoryError(Exception):
@@ -72,6 +72,34 @@ class StatusChange:
     cancel_reason: CancelReason | None = None
     superseded_by: str | None = None
     only_from: ExecutionStatus | None = None
+
+    @classmethod
+    def reported(cls, update: ExecutionStatusUpdate) -> StatusChange:
+        """The change a runner's report asks for."""
+        return cls(
+            update.status,
+            update.at,
+            update.has_findings,
+            update.error,
+            retryable=update.retryable,
+            html_url=update.html_url,
+            run_ref=update.run_ref,
+        )
+
+    def report(self, key: ExecutionKey) -> ExecutionStatusUpdate:
+        """This change as a report on the status topic (to be decided there, as a runner's is)."""
+        return ExecutionStatusUpdate(
+            tenant_id=key.tenant_id,
+            jit_event_id=key.jit_event_id,
+            execution_id=key.execution_id,
+            status=self.status,
+            has_findings=self.has_findings,
+            error=self.error,
+            at=self.at,
+            retryable=self.retryable,
+            html_url=self.html_url,
+            run_ref=self.run_ref,
+        )
 
     def run_fields(self) -> dict[str, int | str]:
         """The run reference it brings, by field name (the ones it does not know are left out)."""

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 
 from execution_stream.domain.commands import CancelCommand
 from execution_stream.domain.lifecycle import TERMINAL_STATUSES
-from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus, ExecutionStatusUpdate
+from execution_stream.domain.models import Execution, ExecutionEvent, ExecutionStatus
 from execution_stream.domain.store import ExecutionKey, StatusChange
 from execution_stream.domain.timestamps import parse_timestamp
 from execution_stream.observability.logs import execution_fields
@@ -121,13 +121,7 @@ class CommandStep:
         confirm_by = parse_timestamp(execution.cancel_requested_at) + timedelta(seconds=self.grace_seconds)
         # Asked before (a replay, or a second cancel): only the grace period is said again.
         if result.applied and await self.runners.cancel(execution, confirm_by, effects):
-            confirmed = ExecutionStatusUpdate(
-                tenant_id=execution.tenant_id,
-                jit_event_id=execution.jit_event_id,
-                execution_id=execution.execution_id,
-                status=ExecutionStatus.CANCELED,
-                at=self.now(),
-            )
+            confirmed = StatusChange(ExecutionStatus.CANCELED, self.now()).report(key)
             effects.send(Destination.STATUS, execution.tenant_id, encode(confirmed), execution.trace)
             return
         grace = AllocationCancelRequested(

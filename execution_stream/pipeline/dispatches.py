@@ -36,7 +36,6 @@ from execution_stream.domain.models import (
     Execution,
     ExecutionEvent,
     ExecutionStatus,
-    ExecutionStatusUpdate,
 )
 from execution_stream.domain.store import (
     ExecutionKey,
@@ -281,18 +280,7 @@ class DispatchStep:
         """Runners' reports that overtook the mark (held on the item) go to the status step again, in
         their order, now that the lifecycle takes them."""
         for report in reports:
-            update = ExecutionStatusUpdate(
-                tenant_id=execution.tenant_id,
-                jit_event_id=execution.jit_event_id,
-                execution_id=execution.execution_id,
-                status=report.status,
-                has_findings=report.has_findings,
-                error=report.error,
-                at=report.at,
-                retryable=report.retryable,
-                html_url=report.html_url,
-                run_ref=report.run_ref,
-            )
+            update = report.report(ExecutionKey.of(execution))
             effects.send(Destination.STATUS, execution.tenant_id, encode(update), execution.trace)
 
 

@@ -148,15 +148,7 @@ class StatusUpdateStep:
         for report in reports:
             update = report.update
             key = ExecutionKey(update.tenant_id, update.jit_event_id, update.execution_id)
-            change = StatusChange(
-                update.status,
-                update.at,
-                update.has_findings,
-                update.error,
-                retryable=update.retryable,
-                html_url=update.html_url,
-                run_ref=update.run_ref,
-            )
+            change = StatusChange.reported(update)
             result = await self._retried_or_applied(key, change, update.attempt)
             await self._record_final_attempt(result)
             applied.append((report, result))
