@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 _NOT_STORED = "attribute_not_exists(PK)"
-# Items written before attempts were counted are at their first.
-_FIRST_ATTEMPT = "(attempt = :attempt OR attribute_not_exists(attempt))"
 BATCH_GET_KEYS = 100  # DynamoDB's limit for one BatchGetItem
 UNPROCESSED_KEYS_ROUNDS = 4
 # A module-level name: inside the class, `list` is the method.
@@ -211,7 +209,7 @@ class DynamoDBExecutionRepository:
                 TableName=self._table,
                 Item=to_attribute_values(execution_to_item(after)),
                 ConditionExpression="#status = :status AND dispatched_at = :dispatched AND "
-                + (_FIRST_ATTEMPT if before.attempt == 1 else "attempt = :attempt"),
+                + dynamodb_status.same_attempt(before.attempt),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":status": {"S": before.status.value},

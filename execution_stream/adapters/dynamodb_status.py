@@ -60,14 +60,22 @@ def status_update(key: ExecutionKey, change: StatusChange, plan_item_slug: str) 
         values[":error"] = {"S": change.error}
         expression += ", #error = :error"
     allowed = ", ".join(f":from{n}" for n in range(len(predecessors)))
+    condition = f"attribute_exists(PK) AND plan_item_slug = :slug AND #status IN ({allowed})"
+    if change.attempt is not None:
+        values[":attempt"] = {"N": str(change.attempt)}
+        condition += f" AND {same_attempt(change.attempt)}"
     return {
         "UpdateExpression": expression,
-        "ConditionExpression": (
-            f"attribute_exists(PK) AND plan_item_slug = :slug AND #status IN ({allowed})"
-        ),
+        "ConditionExpression": condition,
         "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
         "ExpressionAttributeValues": values,
     }
+
+
+def same_attempt(attempt: int) -> str:
+    """The condition that the item is at attempt `:attempt` (an item without `attempt` is at its
+    first: the attribute is stored only from the second on)."""
+    return "(attempt = :attempt OR attribute_not_exists(attempt))" if attempt == 1 else "attempt = :attempt"
 
 
 def cancel_request(change: StatusChange) -> dict[str, Any]:
@@ -130,6 +138,8 @@ def held_report_text(change: StatusChange) -> str:
     }
     if change.retryable:
         report["retryable"] = True
+    if change.attempt is not None:
+        report["attempt"] = change.attempt
     report.update(change.run_fields())
     return json.dumps(report, sort_keys=True, separators=(",", ":"))
 
@@ -146,6 +156,7 @@ def held_reports_of(item: Mapping[str, Any]) -> tuple[StatusChange, ...]:
             retryable=report.get("retryable", False),
             html_url=report.get("html_url"),
             run_ref=report.get("run_ref"),
+            attempt=report.get("attempt"),
         )
         for report in reports
     )

@@ -72,6 +72,11 @@ class StatusChange:
     cancel_reason: CancelReason | None = None
     superseded_by: str | None = None
     only_from: ExecutionStatus | None = None
+    # A runner's report naming its attempt applies to that attempt only (a stale one is refused).
+    attempt: int | None = None
+
+    def of_attempt(self, execution: Execution) -> bool:
+        return self.attempt is None or self.attempt == execution.attempt
 
     @classmethod
     def reported(cls, update: ExecutionStatusUpdate) -> StatusChange:
@@ -84,6 +89,7 @@ class StatusChange:
             retryable=update.retryable,
             html_url=update.html_url,
             run_ref=update.run_ref,
+            attempt=update.attempt,
         )
 
     def report(self, key: ExecutionKey) -> ExecutionStatusUpdate:
@@ -99,6 +105,7 @@ class StatusChange:
             retryable=self.retryable,
             html_url=self.html_url,
             run_ref=self.run_ref,
+            attempt=self.attempt,
         )
 
     def run_fields(self) -> dict[str, int | str]:

@@ -55,7 +55,7 @@ def _stored_before_as_applied(result: StatusUpdateResult, change: StatusChange) 
     stored = result.execution
     if stored is None or result.outcome is not UpdateOutcome.REFUSED:
         return result
-    if not already_changed(stored, change.status, change.at):
+    if not change.of_attempt(stored) or not already_changed(stored, change.status, change.at):
         return result
     return StatusUpdateResult(UpdateOutcome.APPLIED, previous_status(stored), stored)
 
@@ -66,7 +66,8 @@ def _overtook_its_dispatch(result: StatusUpdateResult, change: StatusChange) -> 
     stored = result.execution
     if result.outcome is not UpdateOutcome.REFUSED or stored is None:
         return False
-    return _handed_over_maybe(stored) and is_transition_allowed(ExecutionStatus.DISPATCHED, change.status)
+    ours = _handed_over_maybe(stored) and change.of_attempt(stored)
+    return ours and is_transition_allowed(ExecutionStatus.DISPATCHED, change.status)
 
 
 def _handed_over_maybe(execution: Execution) -> bool:
@@ -149,23 +150,24 @@ class StatusUpdateStep:
             update = report.update
             key = ExecutionKey(update.tenant_id, update.jit_event_id, update.execution_id)
             change = StatusChange.reported(update)
-            result = await self._retried_or_applied(key, change, update.attempt)
+            result = await self._retried_or_applied(key, change)
             await self._record_final_attempt(result)
             applied.append((report, result))
         return applied
 
     async def _retried_or_applied(
-        self, key: ExecutionKey, change: StatusChange, attempt: int | None, *, again: bool = True
+        self, key: ExecutionKey, change: StatusChange, *, again: bool = True
     ) -> StatusUpdateResult:
-        """A report of another attempt than the current one is refused; a retryable failure with
-        attempts left starts the next one; the last one's says it was the last."""
-        if attempt is None and not change.retryable:
+        """A retryable failure with attempts left starts the next one; the last one's says it was
+        the last. A report of another attempt than the current one is refused (by the update's
+        condition: only a retryable failure costs a read first)."""
+        if not change.retryable:
             return await self._apply(key, change)
         stored = await self._until_answered(lambda: self._read(key), key)
         if stored.execution is None:
             return stored
         execution = stored.execution
-        if (attempt is not None and attempt != execution.attempt) or _retried_already(execution, change):
+        if not change.of_attempt(execution) or _retried_already(execution, change):
             return StatusUpdateResult(UpdateOutcome.REFUSED, execution.status, execution)
         if change.retryable and (
             _handed_over_maybe(execution) or self.retry_policy.retries(execution, change)
@@ -174,7 +176,7 @@ class StatusUpdateStep:
             if decided is not None:
                 return decided
             if again:  # it changed under us: decide once more on what it is now
-                return await self._retried_or_applied(key, change, attempt, again=False)
+                return await self._retried_or_applied(key, change, again=False)
         return await self._apply(key, self.retry_policy.final_change(execution, change))
 
     async def _retried_or_held(

@@ -154,3 +154,24 @@ async def test_the_final_attempt_is_added_once(repository: DynamoDBExecutionRepo
     assert final is not None
     assert [(a.number, a.status) for a in final.attempts or []] == [(1, S.FAILED), (2, S.COMPLETED)]
     assert final.attempt == 2
+
+
+async def test_a_report_naming_its_attempt_applies_to_that_attempt_only(
+    repository: DynamoDBExecutionRepository,
+) -> None:
+    stored = await dispatched(repository, 6)
+    key, slug = ExecutionKey.of(stored), stored.plan_item_slug
+    running = StatusChange(S.RUNNING, BASE_TIME + timedelta(seconds=2))
+
+    stale = await repository.update_status(key, replace(running, attempt=2), slug)  # it is at its first
+    first = await repository.update_status(key, replace(running, attempt=1), slug)  # no attribute yet
+
+    assert (stale.outcome, first.outcome) == (UpdateOutcome.REFUSED, UpdateOutcome.APPLIED)
+    failure = StatusChange(S.FAILED, BASE_TIME + timedelta(seconds=3), retryable=True)
+    assert first.execution is not None
+    await repository.replace_attempt(first.execution, retried(first.execution, failure))
+    mark = StatusChange(S.DISPATCHED, BASE_TIME + timedelta(seconds=4))
+    assert (await repository.update_status(key, mark, slug)).applied
+    late = await repository.update_status(key, replace(running, attempt=1), slug)
+    current = await repository.update_status(key, replace(running, attempt=2), slug)
+    assert (late.outcome, current.outcome) == (UpdateOutcome.REFUSED, UpdateOutcome.APPLIED)

@@ -70,7 +70,8 @@ class FakeStore:
             updated = apply_status(stored, change.status, change.at, change.has_findings, change.error)
         except TransitionNotAllowedError:
             return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
-        if change.only_from is not None and stored.status is not change.only_from:
+        wrong_start = change.only_from is not None and stored.status is not change.only_from
+        if wrong_start or not change.of_attempt(stored):
             return StatusUpdateResult(UpdateOutcome.REFUSED, stored.status, stored, held)
         fields: dict[str, Any] = {**change.run_fields(), **change.cancel_fields()}
         if change.deadline_at is not None:

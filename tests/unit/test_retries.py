@@ -230,3 +230,27 @@ async def test_a_retryable_failure_of_one_asked_to_cancel_ends_it_canceled() -> 
     [event] = sent(effects, Destination.EVENTS)
     assert event["status"] == "canceled"
     assert [release["type"] for release in sent(effects, Destination.ALLOCATE)] == ["release"]
+
+
+class CountingReads(FakeStore):
+    reads = 0
+
+    async def get_many(self, keys: Any) -> Any:
+        self.reads += 1
+        return await super().get_many(keys)
+
+
+async def test_a_report_naming_its_attempt_costs_no_read_and_a_stale_one_is_not_held() -> None:
+    repository = CountingReads()
+    execution = await dispatch(repository, await stored_pending(repository, "jit_runner"))
+    status = step(repository)
+    await status.handle([report(execution, S.FAILED, BASE_TIME, retryable=True, error="no node")])
+    reads = repository.reads
+
+    running = await status.handle([report(execution, S.RUNNING, BASE_TIME, attempt=1)])  # now pending, at 2
+
+    assert repository.reads == reads
+    assert sent(running, Destination.EVENTS) == []
+    key = ExecutionKey.of(execution)
+    assert repository.held.get(key, []) == []
+    assert (repository.items[key].status, repository.items[key].attempt) == (S.PENDING, 2)
