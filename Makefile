@@ -8,7 +8,7 @@ DYNOXIDE := deploy/local/node_modules/.installed
 PROMETHEUS_DIR := deploy/local/target/prometheus
 PROMTOOL := $(PROMETHEUS_DIR)/.fetched
 
-.PHONY: run demo test lint typecheck unit integration bench clean
+.PHONY: run demo test lint typecheck unit integration bench clean browser
 
 run: $(INSTALLED) $(KAFKA_JARS) $(DYNOXIDE)
 	$(BIN)/execution-stream dev
@@ -16,7 +16,7 @@ run: $(INSTALLED) $(KAFKA_JARS) $(DYNOXIDE)
 demo: $(INSTALLED)
 	$(BIN)/execution-stream demo
 
-test: $(INSTALLED) $(KAFKA_JARS) $(DYNOXIDE) $(PROMTOOL) lint typecheck
+test: $(INSTALLED) $(KAFKA_JARS) $(DYNOXIDE) $(PROMTOOL) browser lint typecheck
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
@@ -56,6 +56,19 @@ $(PROMTOOL):
 		touch $@; \
 	else \
 		echo "apt-get download prometheus failed: no promtool; the tests check the rules' structure instead"; \
+	fi
+
+# The browser tests drive Debian's Chromium through its ChromeDriver (never a downloaded browser):
+# installed with apt-get where we are root; elsewhere the tests say what is missing.
+BROWSER_PACKAGES := chromium chromium-driver
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		$(APT_INSTALL) $(BROWSER_PACKAGES) >/dev/null || (apt-get update -q >/dev/null && $(APT_INSTALL) $(BROWSER_PACKAGES) >/dev/null) \
+		|| echo "apt-get could not install $(BROWSER_PACKAGES): the browser tests will say so"; \
+	else \
+		echo "no chromium and chromedriver here: install Debian's $(BROWSER_PACKAGES) (as root) for the browser tests"; \
 	fi
 
 clean:

@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
+from execution_stream.api.ui_page import UI_PATH
 from execution_stream.dev_stack import processes
 from execution_stream.dev_stack.dev_env_file import remove_dev_environment, write_dev_environment
 from execution_stream.dev_stack.dev_tokens import DEV_TENANT, tenant_token
@@ -84,6 +85,8 @@ def _local_settings(settings: Settings, stack: DevStack) -> Settings:
     for port_setting in ("api_port", "worker_web_port"):
         if port_setting not in settings.model_fields_set:
             overrides[port_setting] = processes.preferred_or_free(getattr(settings, port_setting))
+    if "api_ui" not in settings.model_fields_set:
+        overrides["api_ui"] = True
     if stack.github is not None:
         overrides["github_api_url"] = stack.github.api_url
         overrides["github_app_id"] = stack.github.app_id
@@ -100,8 +103,18 @@ def _write_environment(local: Settings, token: str | None) -> None:
     if token is not None:
         variables["TOKEN"] = token
         _say(f"a token for tenant {DEV_TENANT!r}: {token}")
+    if local.api_ui:
+        variables["UI"] = ui_url(local, token)
+        _say(f"the executions page: {variables['UI']}")
     write_dev_environment(local.dev_env_file, variables)
     _say(f"the stack's environment: {local.dev_env_file}; for another shell: . <(execution-stream dev --env)")
+
+
+def ui_url(local: Settings, token: str | None) -> str:
+    """The page, with the dev tenant's token in the fragment: the page reads it, and the fragment
+    never reaches a server or a log."""
+    url = f"{local.api_url()}{UI_PATH}"
+    return f"{url}#token={token}" if token is not None else url
 
 
 def _local_aws_environment() -> dict[str, str]:

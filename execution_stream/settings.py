@@ -7,6 +7,7 @@ The AWS region and credentials are not ours: botocore reads the usual AWS variab
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from execution_stream.event_loop import EventLoop
 
 ENV_PREFIX = "EXECUTION_STREAM_"
+ANY_ORIGIN = "*"
+_ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[^/?#@\s:\[\]]+)(:[0-9]{1,5})?")
 
 
 class InvalidSettingsError(ValueError):
@@ -71,6 +74,10 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_tenant_claim: str = "tenant_id"
     cursor_secret: SecretStr | None = None
+    # Browser origins (scheme://host[:port], or "*") whose pages may call the API; empty: no CORS.
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The executions page at /ui/ (`dev` turns it on).
+    api_ui: bool = False
 
     default_concurrency_limit: int = Field(default=10, ge=1)
     tenant_concurrency_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
@@ -128,6 +135,11 @@ class Settings(BaseSettings):
     @classmethod
     def _event_names(cls, value: object) -> object:
         return _names(value)
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _browser_origins(cls, value: object) -> object:
+        return _origins(value)
 
     @field_validator("event_priorities", mode="before")
     @classmethod
@@ -203,6 +215,20 @@ def _names(value: object) -> object:
         except json.JSONDecodeError as error:
             raise ValueError(f"not JSON ({error})") from None
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _origins(value: object) -> object:
+    """Origins as a browser sends them, lowercased: a path or trailing slash would never match."""
+    names = _names(value)
+    if not isinstance(names, list):
+        return names
+    origins = [str(name).strip().lower() for name in names]
+    for origin in origins:
+        if origin != ANY_ORIGIN and not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: expected scheme://host[:port], e.g. https://app.example.com"
+            )
+    return origins
 
 
 def _priorities(value: object) -> object:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from execution_stream.api import handlers
 from execution_stream.api.auth import TokenVerifier
+from execution_stream.api.cors import CorsPolicy, cors_middleware
 from execution_stream.api.cursors import CursorCodec, cursor_key
 from execution_stream.api.metrics import ApiMetrics
 from execution_stream.api.middleware import json_errors
 from execution_stream.api.openapi import openapi_document
 from execution_stream.api.ports import CommandPublisher, ExecutionReader
+from execution_stream.api.ui_page import add_ui_routes
 from execution_stream.settings import Settings
 
 # No endpoint reads a request body (a cancel takes none).
@@ -30,10 +33,12 @@ def build_api(
         commands=commands,
     )
     metrics = ApiMetrics()
-    # Outermost first: errors are turned into responses before they are counted.
-    app = web.Application(
-        middlewares=[metrics.middleware, json_errors], client_max_size=MAX_REQUEST_BODY_BYTES
-    )
+    # Outermost first: errors are turned into responses before CORS headers are added and before
+    # they are counted.
+    middlewares: list[Middleware] = [metrics.middleware, json_errors]
+    if settings.api_cors_origins:
+        middlewares.insert(1, cors_middleware(CorsPolicy.of(settings.api_cors_origins)))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BODY_BYTES)
     app[handlers.CONTEXT] = context
     app.router.add_get("/executions", handlers.list_executions)
     app.router.add_get("/executions/{execution_id}", handlers.get_execution)
@@ -42,4 +47,6 @@ def build_api(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/openapi.json", handlers.openapi)
     app.router.add_get("/metrics", metrics.serve)
+    if settings.api_ui:
+        add_ui_routes(app)
     return app

@@ -78,3 +78,25 @@ def test_every_bad_value_is_named_on_one_line(monkeypatch: pytest.MonkeyPatch) -
         "invalid setting EXECUTION_STREAM_BATCH_SIZE: "
         "Input should be a valid integer, unable to parse string as an integer"
     )
+
+
+def test_cors_origins_are_read_as_a_list_and_lowercased(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "EXECUTION_STREAM_API_CORS_ORIGINS", '["https://App.example.com", "http://localhost:5173"]'
+    )
+    assert load_settings().api_cors_origins == ["https://app.example.com", "http://localhost:5173"]
+    monkeypatch.setenv("EXECUTION_STREAM_API_CORS_ORIGINS", "https://a.example.com, *")
+    assert load_settings().api_cors_origins == ["https://a.example.com", "*"]
+    monkeypatch.setenv("EXECUTION_STREAM_API_CORS_ORIGINS", "http://[::1]:8080")
+    assert load_settings().api_cors_origins == ["http://[::1]:8080"]
+
+
+@pytest.mark.parametrize(
+    "value", ["https://app.example.com/", "https://app.example.com/web", "app.example.com", "null", "ftp://x"]
+)
+def test_a_cors_origin_that_a_browser_never_sends_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("EXECUTION_STREAM_API_CORS_ORIGINS", value)
+    with pytest.raises(InvalidSettingsError, match=r"EXECUTION_STREAM_API_CORS_ORIGINS.*is not an origin"):
+        load_settings()
