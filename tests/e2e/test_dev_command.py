@@ -132,6 +132,15 @@ def test_dev_env_gives_another_shell_the_running_stack(dev_run: DevRun) -> None:
     ]
 
 
+def test_dev_serves_the_executions_page_and_links_it_with_its_token(dev_run: DevRun) -> None:
+    api = dev_run.endpoints["api"]
+    assert _sourced(dev_run, "UI") == f"{api}/ui/#token={_sourced(dev_run, 'TOKEN')}"
+    with urllib.request.urlopen(f"{api}/ui/", timeout=5) as response:
+        assert response.status == 200
+        assert response.headers.get_content_type() == "text/html"
+        assert b"<title>Executions" in response.read()
+
+
 def _sourced(dev_run: DevRun, name: str) -> str:
     shell = _in_sourced_shell(dev_run, f'printf %s "${name}"')
     assert shell.returncode == 0, shell.stderr

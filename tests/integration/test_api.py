@@ -212,3 +212,28 @@ async def test_dynamodb_gone_is_503_not_500(api_dataset: ApiDataset) -> None:
             assert body["error"]["code"] == "service_unavailable"
         status, body = await get_json(client, "/readyz", None)
         assert status == 503
+
+
+async def test_a_web_view_on_a_listed_origin_is_answered_its_preflight_and_its_page(
+    api_dataset: ApiDataset,
+) -> None:
+    web_view = "https://app.example.com"
+    settings = api_dataset.settings.model_copy(update={"api_cors_origins": [web_view]})
+    preflight = {"Origin": web_view, "Access-Control-Request-Method": "GET"}
+    async with open_repository(settings) as repository, running_api(repository, settings) as client:
+        async with client.options("/executions", headers=preflight) as asked:
+            assert asked.status == 204
+            assert asked.headers["Access-Control-Allow-Origin"] == web_view
+            assert "Authorization" in asked.headers["Access-Control-Allow-Headers"]
+        async with client.get("/executions?limit=5", headers={"Origin": web_view, **bearer(A)}) as page:
+            body = await page.json()
+            assert page.headers["Access-Control-Allow-Origin"] == web_view
+        async with client.get(
+            "/executions?limit=5", headers={"Origin": "https://other.example", **bearer(A)}
+        ) as other:
+            assert other.status == 200
+            assert "Access-Control-Allow-Origin" not in other.headers
+
+    assert [item["execution_id"] for item in body["data"]] == [
+        e.execution_id for e in api_dataset.expected(A)
+    ][:5]
