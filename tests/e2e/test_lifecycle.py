@@ -3,14 +3,11 @@ supersede, retry, priority, and the link to the run."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from execution_stream.domain.models import Execution
 from execution_stream.domain.waiting import waiting_of
 from tests.support.api import bearer
 from tests.support.api_process import running_api_process
@@ -19,39 +16,15 @@ from tests.support.ledger import (
     asset_record,
     complete_jobs_in_arrival_order,
     executions_of,
-    number_of,
+    numbered,
+    report,
+    stored,
     trigger_record,
 )
 from tests.support.pipeline import Pipeline, TopicReader, as_json, produce
 
 A, B = "tenant-a", "tenant-b"
 NOT_FOUND, CONFLICT, ACCEPTED = 404, 409, 202
-
-
-def numbered(executions: list[Execution]) -> dict[int, Execution]:
-    return {number_of(e.jit_event_id): e for e in executions}
-
-
-async def stored(
-    pipeline: Pipeline, tenant: str, count: int, done: Callable[[dict[int, Execution]], bool]
-) -> dict[int, Execution]:
-    async def check() -> dict[int, Execution] | None:
-        found = numbered(await executions_of(pipeline.repository, [tenant]))
-        return found if len(found) == count and done(found) else None
-
-    return await pipeline.eventually(check, f"{count} executions of {tenant} as expected", 90)
-
-
-def report(execution: Execution, status: str, **fields: Any) -> tuple[str, bytes]:
-    update = {
-        "tenant_id": execution.tenant_id,
-        "jit_event_id": execution.jit_event_id,
-        "execution_id": execution.execution_id,
-        "status": status,
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-        **fields,
-    }
-    return execution.tenant_id, as_json(update)
 
 
 async def post_cancel(url: str, execution_id: str, tenant: str = A) -> tuple[int, Any]:

@@ -14,11 +14,10 @@ import aiohttp
 import pytest
 
 from execution_stream.domain.models import Execution
-from tests.e2e.test_lifecycle import report, stored
 from tests.support.api import bearer, token
 from tests.support.api_process import running_api_process
 from tests.support.browser import ExecutionsPage, headless_chromium, page_on_its_own_origin
-from tests.support.ledger import asset_record, trigger_record
+from tests.support.ledger import asset_record, report, stored, trigger_record
 from tests.support.pipeline import Pipeline, produce
 
 A, B = "tenant-a", "tenant-b"

@@ -136,9 +136,7 @@ class ExecutionsPage:
     def wait_until(self, found: Callable[[ExecutionsPage], T | None], what: str) -> T:
         """What `found` gives once it is truthy; fails with the page's state and message otherwise."""
         try:
-            result = WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(
-                lambda _: found(self)
-            )
+            result = WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(lambda _: found(self))
         except TimeoutException:
             raise AssertionError(
                 f"the page never showed {what}: state {self.state()!r}, error {self.error()!r}, "

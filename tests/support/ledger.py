@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from execution_stream.domain.store import ExecutionQuery
 from execution_stream.settings import Settings
 from execution_stream.topology import TABLE_ALLOCATIONS, changelog_topic
 from tests.support.factories import asset, trigger_event
-from tests.support.pipeline import TopicReader, as_json, produce, read_topic
+from tests.support.pipeline import Pipeline, TopicReader, as_json, produce, read_topic
 
 HOLDING = {ExecutionStatus.DISPATCHED, ExecutionStatus.RUNNING}
 
@@ -147,3 +147,32 @@ async def admission_order(settings: Settings, tenant: str) -> list[int]:
         if reference["tenant_id"] == tenant and number not in order:
             order.append(number)
     return order
+
+
+def numbered(executions: list[Execution]) -> dict[int, Execution]:
+    return {number_of(e.jit_event_id): e for e in executions}
+
+
+async def stored(
+    pipeline: Pipeline, tenant: str, count: int, done: Callable[[dict[int, Execution]], bool]
+) -> dict[int, Execution]:
+    """The tenant's `count` executions by trigger number, once `done` holds of them."""
+
+    async def check() -> dict[int, Execution] | None:
+        found = numbered(await executions_of(pipeline.repository, [tenant]))
+        return found if len(found) == count and done(found) else None
+
+    return await pipeline.eventually(check, f"{count} executions of {tenant} as expected", 90)
+
+
+def report(execution: Execution, status: str, **fields: Any) -> tuple[str, bytes]:
+    """A runner's status report on `execution-status`, keyed by tenant."""
+    update = {
+        "tenant_id": execution.tenant_id,
+        "jit_event_id": execution.jit_event_id,
+        "execution_id": execution.execution_id,
+        "status": status,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        **fields,
+    }
+    return execution.tenant_id, as_json(update)
