@@ -20,6 +20,7 @@ from execution_stream.event_loop import EventLoop
 
 ENV_PREFIX = "EXECUTION_STREAM_"
 ANY_ORIGIN = "*"
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 _ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[^/?#@\s:\[\]]+)(:[0-9]{1,5})?")
 
 
@@ -218,17 +219,24 @@ def _names(value: object) -> object:
 
 
 def _origins(value: object) -> object:
-    """Origins as a browser sends them, lowercased: a path or trailing slash would never match."""
+    """Origins as a browser sends them: lowercased, without a trailing slash or the scheme's default
+    port (they would never match); a path is refused."""
     names = _names(value)
     if not isinstance(names, list):
         return names
-    origins = [str(name).strip().lower() for name in names]
-    for origin in origins:
-        if origin != ANY_ORIGIN and not _ORIGIN.fullmatch(origin):
-            raise ValueError(
-                f"{origin!r} is not an origin: expected scheme://host[:port], e.g. https://app.example.com"
-            )
-    return origins
+    return [_origin(str(name)) for name in names]
+
+
+def _origin(name: str) -> str:
+    origin = name.strip().lower().removesuffix("/")
+    if origin == ANY_ORIGIN:
+        return origin
+    if not _ORIGIN.fullmatch(origin):
+        raise ValueError(
+            f"{name!r} is not an origin: expected scheme://host[:port], e.g. https://app.example.com"
+        )
+    scheme = origin.split(":", 1)[0]
+    return origin.removesuffix(_DEFAULT_PORTS[scheme])
 
 
 def _priorities(value: object) -> object:

@@ -91,8 +91,21 @@ def test_cors_origins_are_read_as_a_list_and_lowercased(monkeypatch: pytest.Monk
     assert load_settings().api_cors_origins == ["http://[::1]:8080"]
 
 
+def test_cors_origins_are_written_as_a_browser_sends_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    given = (
+        "https://app.example.com/, https://web.example.com:443, http://localhost:80, http://localhost:8080/"
+    )
+    monkeypatch.setenv("EXECUTION_STREAM_API_CORS_ORIGINS", given)
+    assert load_settings().api_cors_origins == [
+        "https://app.example.com",
+        "https://web.example.com",
+        "http://localhost",
+        "http://localhost:8080",
+    ]
+
+
 @pytest.mark.parametrize(
-    "value", ["https://app.example.com/", "https://app.example.com/web", "app.example.com", "null", "ftp://x"]
+    "value", ["https://app.example.com/web", "app.example.com", "null", "ftp://x", "https://a.example.com:x"]
 )
 def test_a_cors_origin_that_a_browser_never_sends_is_refused(
     monkeypatch: pytest.MonkeyPatch, value: str
