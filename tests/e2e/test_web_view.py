@@ -40,10 +40,6 @@ async def listing(url: str, query: str = "", tenant: str = A) -> dict[str, Any]:
         return body
 
 
-def ids_of(body: dict[str, Any]) -> list[str]:
-    return [item["execution_id"] for item in body["data"]]
-
-
 def ids_and_statuses(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(row["execution_id"], row["status"].split(" ")[0]) for row in rows]
 
@@ -72,6 +68,17 @@ async def started_with_capacity_one(pipeline: Pipeline, triggers: list[tuple[str
     await produce(settings, settings.topic_trigger_execution, triggers)
 
 
+async def _queue_known(url: str, waiting: int) -> dict[str, Any]:
+    """The listing once the worker has published the queue the pending ones wait in."""
+    for _ in range(300):
+        body = await listing(url)
+        positions = [i.get("queue_position") for i in body["data"] if i["status"] == "pending"]
+        if len(positions) == waiting and None not in positions:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the API never gave the {waiting} queue positions: {body['data']}")
+
+
 async def test_the_page_on_another_origin_lists_the_tenants_executions_as_the_api_does(
     pipeline: Pipeline, page: ExecutionsPage, tmp_path: Path
 ) -> None:
@@ -83,6 +90,7 @@ async def test_the_page_on_another_origin_lists_the_tenants_executions_as_the_ap
     )
     github_run = found[0]
     assert github_run.html_url is not None
+    tenant_b = await stored(pipeline, B, 2, lambda e: True)
 
     log = tmp_path / "api.log"
     with page_on_its_own_origin() as origin:
@@ -90,7 +98,7 @@ async def test_the_page_on_another_origin_lists_the_tenants_executions_as_the_ap
         async with running_api_process(settings, log) as url:
             expected = await _queue_known(url, waiting=4)
             await asyncio.to_thread(page.open, f"{origin}/index.html?api={url}#token={token(A)}")
-            rows = await shown(page, (expected), "tenant-a's executions in the API's order")
+            rows = await shown(page, expected, "tenant-a's executions in the API's order")
             screenshot = await asyncio.to_thread(page.screenshot, "web-view-executions.png")
 
     by_id = {row["execution_id"]: row for row in rows}
@@ -100,21 +108,11 @@ async def test_the_page_on_another_origin_lists_the_tenants_executions_as_the_ap
             assert item["waiting_reason"] == "capacity"
             assert f"queue position {item['queue_position']}" in by_id[item["execution_id"]]["waiting"]
         assert by_id[item["execution_id"]]["status"].startswith(item["status"])
+    assert not set(by_id) & {e.execution_id for e in tenant_b.values()}
     assert screenshot.stat().st_size > 0
     preflights = [line for line in access_lines(log) if line["method"] == "OPTIONS"]
     assert preflights, "the browser asked the API before sending the token"
     assert {(line["path"], line["status"]) for line in preflights} == {("/executions", 204)}
-
-
-async def _queue_known(url: str, waiting: int) -> dict[str, Any]:
-    """The listing once the worker has published the queue the pending ones wait in."""
-    for _ in range(300):
-        body = await listing(url)
-        positions = [i.get("queue_position") for i in body["data"] if i["status"] == "pending"]
-        if len(positions) == waiting and None not in positions:
-            return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the API never gave the {waiting} queue positions: {body['data']}")
 
 
 async def test_a_wrong_token_shows_the_apis_401_message_and_an_origin_not_listed_is_refused(
@@ -166,28 +164,28 @@ async def test_filters_and_paging_on_the_page_the_api_serves_follow_the_apis_cur
     async with running_api_process(ui, tmp_path / "api.log") as url:
         await asyncio.to_thread(page.open, f"{url}/ui/#token={token(A)}")
         first = await listing(url, "?limit=20")
-        await shown(page, (first), "all 13, newest first")
+        await shown(page, first, "all 13, newest first")
         assert "token" not in page.driver.current_url, "the token leaves the address bar"
 
         await asyncio.to_thread(page.page_size, 10)
         page_one = await listing(url, "?limit=10")
-        await shown(page, (page_one), "the first 10")
+        await shown(page, page_one, "the first 10")
         assert not page.enabled("previous")
         page.click("next")
         page_two = await listing(url, f"?limit=10&after={page_one['metadata']['after']}")
-        await shown(page, (page_two), "the last 3")
+        await shown(page, page_two, "the last 3")
         assert (len(page_two["data"]), page.enabled("next"), page.text_of("page")) == (3, False, "page 2")
         page.click("previous")
-        await shown(page, (page_one), "the first 10 again")
+        await shown(page, page_one, "the first 10 again")
 
         await asyncio.to_thread(page.filter_status, "completed")
-        completed = await shown(page, (await listing(url, "?limit=10&status=completed")), "3 completed")
+        completed = await shown(page, await listing(url, "?limit=10&status=completed"), "3 completed")
         await asyncio.to_thread(page.filter_plan_item, "item-secrets")
         both = await listing(url, "?limit=10&status=completed&plan_item_slug=item-secrets")
-        secrets = await shown(page, (both), "completed secrets")
+        secrets = await shown(page, both, "completed secrets")
         await asyncio.to_thread(page.filter_status, "")
         everything = await listing(url, "?limit=10&plan_item_slug=item-secrets")
-        await shown(page, (everything), "all secrets")
+        await shown(page, everything, "all secrets")
 
     assert len(completed) == 3
     assert {row["status"] for row in completed} == {"completed"}
