@@ -19,7 +19,6 @@ from execution_stream.api.errors import (
     METHOD_NOT_ALLOWED,
     NO_CONTENT,
     NOT_FOUND,
-    ApiError,
     error_response,
 )
 from execution_stream.settings import ANY_ORIGIN
@@ -43,36 +42,25 @@ class CorsPolicy:
 
     def response_headers(self, origin: str | None) -> dict[str, str]:
         """What an answer to `origin` carries (nothing for an origin not allowed)."""
-        if origin is None or not self.allows(origin):
+        allowed = self._allowed(origin)
+        if not allowed:
             return {}
-        if origin not in self.origins:
-            return {hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: ANY_ORIGIN, **self._exposed()}
-        return {
-            hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: origin,
-            hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS: "true",
-            **self._exposed(),
-        }
+        return {**allowed, hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: ", ".join(EXPOSED_HEADERS)}
 
     def preflight_headers(self, origin: str, methods: Iterable[str]) -> dict[str, str]:
-        headers = self.response_headers(origin)
-        headers.pop(hdrs.ACCESS_CONTROL_EXPOSE_HEADERS, None)
-        headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = ", ".join(sorted({*methods, hdrs.METH_OPTIONS}))
-        headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = ", ".join(ALLOWED_REQUEST_HEADERS)
-        headers[hdrs.ACCESS_CONTROL_MAX_AGE] = str(PREFLIGHT_MAX_AGE_SECONDS)
-        return headers
+        return {
+            **self._allowed(origin),
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: ", ".join(sorted({*methods, hdrs.METH_OPTIONS})),
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ", ".join(ALLOWED_REQUEST_HEADERS),
+            hdrs.ACCESS_CONTROL_MAX_AGE: str(PREFLIGHT_MAX_AGE_SECONDS),
+        }
 
-    @staticmethod
-    def _exposed() -> dict[str, str]:
-        return {hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: ", ".join(EXPOSED_HEADERS)}
-
-
-class OriginNotAllowedError(ApiError):
-    def __init__(self, origin: str) -> None:
-        message = (
-            f"origin {origin!r} may not call this API from a browser: "
-            "EXECUTION_STREAM_API_CORS_ORIGINS lists the origins that may"
-        )
-        super().__init__(FORBIDDEN, "cors_origin_not_allowed", message)
+    def _allowed(self, origin: str | None) -> dict[str, str]:
+        if origin is None or not self.allows(origin):
+            return {}
+        if origin in self.origins:
+            return {hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: origin, hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS: "true"}
+        return {hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: ANY_ORIGIN}
 
 
 def cors_middleware(policy: CorsPolicy) -> Middleware:
@@ -80,14 +68,9 @@ def cors_middleware(policy: CorsPolicy) -> Middleware:
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get(hdrs.ORIGIN)
         if is_preflight(request):
-            response = preflight(request, policy, origin or "")
-        else:
-            try:
-                response = await handler(request)
-            except web.HTTPException as raised:  # a redirect is raised, not returned
-                _decorate(raised, policy.response_headers(origin), (hdrs.ORIGIN,))
-                raise
-            _decorate(response, policy.response_headers(origin), (hdrs.ORIGIN,))
+            return preflight(request, policy, origin or "")
+        response = await handler(request)
+        _decorate(response, policy.response_headers(origin), (hdrs.ORIGIN,))
         return response
 
     return cors
@@ -104,8 +87,11 @@ def is_preflight(request: web.Request) -> bool:
 def preflight(request: web.Request, policy: CorsPolicy, origin: str) -> web.StreamResponse:
     """204 naming the route's methods; the 404 or 405 the browser's request itself would get."""
     if not policy.allows(origin):
-        error = OriginNotAllowedError(origin)
-        response = error_response(error.status, error.code, error.message)
+        message = (
+            f"origin {origin!r} may not call this API from a browser: "
+            "EXECUTION_STREAM_API_CORS_ORIGINS lists the origins that may"
+        )
+        response = error_response(FORBIDDEN, "cors_origin_not_allowed", message)
         _decorate(response, {}, _PREFLIGHT_VARY)
         return response
     methods = route_methods(request)
